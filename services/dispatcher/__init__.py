@@ -1,0 +1,1 @@
+"""The dispatcher: turns requests and domain events into delivered notifications."""

@@ -1,0 +1,81 @@
+"""Generic webhooks signed per the Standard Webhooks specification.
+
+The signature is ``v1,`` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")), where
+the key is the base64 part of the endpoint's ``whsec_`` secret. ``webhook-id`` is the
+delivery id, the same on every retry, so receivers can drop duplicates.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import ClassVar
+
+import httpx
+
+from shared.endpoints import Endpoint
+from shared.errors import Retry
+
+from ..url_guard import UnsafeUrl, UrlGuard
+from ._base import DeliveryResult, Notification, classify_http, delivery_id
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def webhook_body(notification: Notification) -> bytes:
+    return json.dumps(
+        {
+            "type": notification.type,
+            "timestamp": notification.created_at.isoformat(),
+            "data": notification.as_payload(),
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+class WebhookChannel:
+    name: ClassVar[str] = "webhook"
+
+    def __init__(self, http: httpx.AsyncClient, guard: UrlGuard) -> None:
+        self._http = http
+        self._guard = guard
+
+    async def send(self, notification: Notification, endpoint: Endpoint) -> DeliveryResult:
+        if not endpoint.url or not endpoint.secret:
+            return DeliveryResult.permanent("webhook endpoint has no url or secret")
+        try:
+            await self._guard.check(endpoint.url)
+        except UnsafeUrl as exc:
+            return DeliveryResult.permanent(exc.reason)
+        except Retry as exc:
+            return DeliveryResult.transient(exc.reason)
+        body = webhook_body(notification)
+        msg_id = f"msg_{delivery_id(notification.id, endpoint.id).hex}"
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "Herald-Webhooks/1",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(endpoint.secret, msg_id, timestamp, body),
+        }
+        try:
+            response = await self._http.post(
+                endpoint.url, content=body, headers=headers, follow_redirects=False
+            )
+        except httpx.TimeoutException as exc:
+            return DeliveryResult.transient(f"timeout: {type(exc).__name__}")
+        except httpx.TransportError as exc:
+            return DeliveryResult.transient(f"connection error: {type(exc).__name__}: {exc}")
+        return classify_http(response.status_code, response.headers.get("retry-after"))

@@ -1,0 +1,1 @@
+"""The gateway: Herald's thin HTTP door."""

@@ -1,0 +1,124 @@
+"""``POST /v1/events``: CloudEvents ingestion for systems that do not speak AMQP.
+
+Structured mode (``application/cloudevents+json`` or ``application/json``) takes one
+event; batched mode (``application/cloudevents-batch+json``) takes a JSON array.
+Every event is validated before any is published; an event id seen before is
+acknowledged but not published again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from pydantic import BaseModel
+
+from shared.apikeys import ApiKey
+from shared.errors import InvalidEvent
+from shared.events import Event, Payload, parse_event
+
+from ..dependencies import State, require_scope
+from ..state import GatewayState
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+MAX_BATCH = 500
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+
+
+class IngestResult(BaseModel):
+    accepted: list[str]
+    duplicates: list[str]
+
+
+def _decode(raw: bytes, batch: bool) -> list[dict[str, Any]]:
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON: {exc}") from exc
+    items = body if batch else [body]
+    if batch and not isinstance(body, list):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "a batch is a JSON array of events")
+    if not items:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the batch is empty")
+    if len(items) > MAX_BATCH:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"at most {MAX_BATCH} events per batch"
+        )
+    if not all(isinstance(i, dict) for i in items):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "each event is a JSON object")
+    return items
+
+
+def _validate(items: list[dict[str, Any]], correlation_id: str | None) -> list[Event[Payload]]:
+    events, problems = [], []
+    for index, item in enumerate(items):
+        if correlation_id and "correlationid" not in item:
+            item = {**item, "correlationid": correlation_id}
+        try:
+            events.append(parse_event(item))
+        except InvalidEvent as exc:
+            problems.append({"index": index, "id": item.get("id"), "error": exc.reason})
+    if problems:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, {"message": "invalid event", "errors": problems}
+        )
+    ids = [e.id for e in events]
+    if len(set(ids)) != len(ids):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "event ids repeat within the batch"
+        )
+    return events
+
+
+async def _ingest_one(state: GatewayState, event: Event[Payload]) -> bool:
+    """Record the id and publish in one transaction: if the broker does not confirm,
+    the record rolls back and the client's retry is not mistaken for a duplicate."""
+    async with state.pool.acquire() as conn, conn.transaction():
+        fresh = await conn.fetchval(
+            """INSERT INTO ingested_events (event_id, source, type) VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING RETURNING true""",
+            event.id,
+            event.source,
+            event.type,
+        )
+        if fresh:
+            await state.bus.publish(event)
+    return bool(fresh)
+
+
+@router.post(
+    "/events",
+    response_model=IngestResult,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"description": "every event was a duplicate"}},
+)
+async def ingest_events(
+    request: Request,
+    response: Response,
+    state: State,
+    _key: Annotated[ApiKey, Depends(require_scope("events:publish"))],
+    content_type: Annotated[str, Header()] = "application/cloudevents+json",
+    x_correlation_id: Annotated[str | None, Header(max_length=256)] = None,
+) -> IngestResult:
+    media = content_type.split(";")[0].strip().lower()
+    if media not in ("application/cloudevents+json", "application/json", BATCH_CONTENT_TYPE):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "send application/cloudevents+json or application/cloudevents-batch+json",
+        )
+    events = _validate(_decode(await request.body(), media == BATCH_CONTENT_TYPE), x_correlation_id)
+    result = IngestResult(accepted=[], duplicates=[])
+    for event in events:
+        try:
+            fresh = await _ingest_one(state, event)
+        except asyncpg.PostgresError as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "database unavailable"
+            ) from exc
+        (result.accepted if fresh else result.duplicates).append(event.id)
+    if not result.accepted:
+        response.status_code = status.HTTP_200_OK
+    return result

@@ -1,0 +1,1 @@
+"""The matcher: embeds résumés and jobs and publishes matches."""

@@ -1,0 +1,1 @@
+"""The scheduler: the platform's clock."""

@@ -1,0 +1,37 @@
+"""The bus on aio-pika: topology, confirmed publishing, and the one consumer wrapper
+that acks, retries with back-off and parks (DESIGN §2)."""
+
+from . import catalog
+from ._backoff import retry_step
+from ._bus import Bus, Handler
+from ._headers import (
+    ATTEMPT,
+    LAST_ERROR,
+    ORIGIN_QUEUE,
+    ORIGIN_ROUTING_KEY,
+    PARKED_AT,
+    PARKED_REASON,
+    REPLAYED,
+)
+from ._parking import ParkedMessage, list_parked, replay_parked
+from ._topology import QueueNames, exchange_name, topic_matches
+
+__all__ = [
+    "ATTEMPT",
+    "LAST_ERROR",
+    "ORIGIN_QUEUE",
+    "ORIGIN_ROUTING_KEY",
+    "PARKED_AT",
+    "PARKED_REASON",
+    "REPLAYED",
+    "Bus",
+    "Handler",
+    "ParkedMessage",
+    "QueueNames",
+    "catalog",
+    "exchange_name",
+    "list_parked",
+    "replay_parked",
+    "retry_step",
+    "topic_matches",
+]

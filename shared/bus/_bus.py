@@ -1,0 +1,489 @@
+"""The bus: one supervised broker connection per service.
+
+Why not aio-pika's ``connect_robust``: after a broker restart its channels can come
+back without their consumers, and a message received before a reconnect can be
+acked on the channel that replaced its own. Here each connection is a plain one;
+when it is lost, everything built on it (channels, consumers, in-flight acks) is
+dropped and rebuilt from scratch on the next connection: topology re-declared,
+consumers re-registered, unacked messages redelivered by the broker. Handlers are
+idempotent, so a redelivery costs a little work and never a second effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
+
+from shared.errors import BusUnavailable, InvalidEvent, Permanent, Retry
+from shared.events import CONTENT_TYPE, Event, parse_event
+from shared.metrics import ServiceMetrics
+
+from . import _headers as h
+from ._backoff import retry_step
+from ._topology import (
+    QueueNames,
+    declare_exchange,
+    declare_work_queue,
+    exchange_name,
+    topic_matches,
+)
+from .catalog import WorkQueue
+
+log = structlog.get_logger("herald.bus")
+
+Handler = Callable[[Event[Any]], Awaitable[None]]
+
+_AMQP_ERRORS: tuple[type[Exception], ...] = (
+    aiormq.exceptions.AMQPError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    OSError,
+    RuntimeError,  # aiormq raises it for writes on a closing transport
+)
+_AMQP_OR_TIMEOUT: tuple[type[Exception], ...] = (*_AMQP_ERRORS, TimeoutError)
+_UNCONFIRMED: tuple[type[Exception], ...] = (*_AMQP_ERRORS, aio_pika.exceptions.DeliveryError)
+
+
+@dataclass
+class Subscription:
+    names: QueueNames
+    handlers: dict[str, Handler]
+    prefetch: int
+    queue: AbstractQueue | None = field(default=None, repr=False)
+    consumer_tag: str | None = None
+
+    def handler_for(self, event_type: str) -> Handler | None:
+        handler = self.handlers.get(event_type)
+        if handler is not None:
+            return handler
+        return next(
+            (fn for key, fn in self.handlers.items() if topic_matches(key, event_type)), None
+        )
+
+
+class Bus:
+    def __init__(
+        self,
+        *,
+        amqp_url: str,
+        namespace: str,
+        service: str,
+        metrics: ServiceMetrics,
+        retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 120.0, 600.0),
+        prefetch: int = 32,
+        publish_timeout: float = 10.0,
+    ) -> None:
+        self._url = amqp_url
+        self.namespace = namespace
+        self.service = service
+        self.metrics = metrics
+        self.retry_delays = tuple(retry_delays)
+        self.prefetch = prefetch
+        self.publish_timeout = publish_timeout
+        self._subscriptions: list[Subscription] = []
+        self._connected = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._connection: AbstractConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._accepting = True
+
+    # -- public surface -------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def exchange(self) -> str:
+        return exchange_name(self.namespace)
+
+    def subscribe(
+        self,
+        queue: WorkQueue | str,
+        handlers: Mapping[str, Handler],
+        *,
+        prefetch: int | None = None,
+    ) -> QueueNames:
+        """Bind a work queue ``<ns>.<service>.<concern>`` to the handlers' event types.
+
+        ``queue`` is a catalog entry (whose bindings the handlers must cover exactly)
+        or a bare concern name. Must be called before ``start``. A message whose type
+        no handler takes is parked: the queue is bound to exactly these types, so it
+        means a mistake upstream.
+        """
+        if self._supervisor is not None:
+            raise RuntimeError("subscribe before start")
+        if isinstance(queue, WorkQueue):
+            if queue.service != self.service or set(queue.bindings) != set(handlers):
+                raise ValueError(f"handlers {sorted(handlers)} do not match catalog entry {queue}")
+            concern = queue.concern
+        else:
+            concern = queue
+        names = QueueNames.of(self.namespace, self.service, concern)
+        self._subscriptions.append(Subscription(names, dict(handlers), prefetch or self.prefetch))
+        return names
+
+    @property
+    def queues(self) -> list[str]:
+        """Every queue this bus declares (for clean-up and for the docs)."""
+        return [n for s in self._subscriptions for n in s.names.all(len(self.retry_delays))]
+
+    async def start(self, *, wait: float | None = None) -> None:
+        """Start the supervisor; with ``wait``, block until connected (or raise)."""
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"bus:{self.service}")
+        if wait is not None:
+            try:
+                await asyncio.wait_for(self._connected.wait(), wait)
+            except TimeoutError as exc:
+                raise BusUnavailable(f"no broker connection within {wait}s") from exc
+
+    async def publish(self, event: Event[Any]) -> None:
+        """Publish to the events exchange; returns once the broker confirmed it."""
+        message = aio_pika.Message(
+            body=event.to_json(),
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=event.id,
+            correlation_id=event.correlation_id,
+            type=event.type,
+            timestamp=event.time,
+            app_id=f"herald-{self.service}",
+        )
+        await self._publish(event.type, message, to_events=True, label=event.type)
+
+    async def send_to_queue(self, queue: str, message: aio_pika.Message, *, label: str) -> None:
+        """Publish straight to one queue through the default exchange, with confirms."""
+        await self._publish(queue, message, to_events=False, label=label)
+
+    async def stop(self, drain_timeout: float = 20.0) -> None:
+        """Stop consuming, let in-flight messages finish, then close.
+
+        Whatever is still running after ``drain_timeout`` is cancelled without an
+        ack, so the broker hands it to another consumer: nothing is lost.
+        """
+        self._accepting = False
+        await self._cancel_consumers()
+        try:
+            await asyncio.wait_for(self._idle.wait(), drain_timeout)
+        except TimeoutError:
+            log.warning("drain_timeout", in_flight=len(self._in_flight))
+            for task in list(self._in_flight):
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        self._stop_requested.set()
+        if self._supervisor is not None:
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+            self._supervisor = None
+
+    # -- connection supervision ---------------------------------------------
+
+    async def _supervise(self) -> None:
+        backoff = 0.2
+        ever_connected = False
+        while not self._stop_requested.is_set():
+            lost = asyncio.Event()
+            connection: AbstractConnection | None = None
+            try:
+                connection = await aio_pika.connect(
+                    self._url,
+                    timeout=10,
+                    client_properties={"connection_name": f"{self.namespace}.{self.service}"},
+                )
+                connection.close_callbacks.add(_setter(lost))
+                await self._open(connection, lost)
+            except _AMQP_OR_TIMEOUT as exc:
+                log.warning(
+                    "bus_connect_failed", error=str(exc) or type(exc).__name__, retry_in=backoff
+                )
+                await self._close_quietly(connection)
+                await self._sleep_or_stop(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if ever_connected:
+                self.metrics.reconnects.labels(self.service).inc()
+            ever_connected = True
+            backoff = 0.2
+            self._connection = connection
+            self._connected.set()
+            self.metrics.bus_connected.labels(self.service).set(1)
+            log.info("bus_connected", queues=[s.names.work for s in self._subscriptions])
+            await _first(lost.wait(), self._stop_requested.wait())
+            self._connected.clear()
+            self.metrics.bus_connected.labels(self.service).set(0)
+            self._publish_channel = self._exchange = None
+            for sub in self._subscriptions:
+                sub.queue, sub.consumer_tag = None, None
+            if not self._stop_requested.is_set():
+                log.warning("bus_connection_lost", in_flight=len(self._in_flight))
+            await self._close_quietly(connection)
+            self._connection = None
+
+    async def _open(self, connection: AbstractConnection, lost: asyncio.Event) -> None:
+        def on_channel_closed(*_: object) -> None:
+            # A channel the broker closed (e.g. a stale delivery tag) takes the whole
+            # connection down with it, so every part is rebuilt consistently.
+            lost.set()
+
+        channel = await connection.channel(publisher_confirms=True)
+        channel.close_callbacks.add(on_channel_closed)
+        self._exchange = await declare_exchange(channel, self.namespace)
+        self._publish_channel = channel
+        for sub in self._subscriptions:
+            consumer_channel = await connection.channel()
+            consumer_channel.close_callbacks.add(on_channel_closed)
+            await consumer_channel.set_qos(prefetch_count=sub.prefetch)
+            exchange = await declare_exchange(consumer_channel, self.namespace)
+            sub.queue = await declare_work_queue(
+                consumer_channel, exchange, sub.names, _bindings(sub), self.retry_delays
+            )
+            if self._accepting:
+                sub.consumer_tag = await sub.queue.consume(_bind(self._on_message, sub))
+
+    async def _cancel_consumers(self) -> None:
+        for sub in self._subscriptions:
+            if sub.queue is not None and sub.consumer_tag is not None:
+                # If the connection is gone the broker has stopped delivering anyway.
+                with contextlib.suppress(*_AMQP_ERRORS):
+                    await sub.queue.cancel(sub.consumer_tag)
+                sub.consumer_tag = None
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), seconds)
+
+    @staticmethod
+    async def _close_quietly(connection: AbstractConnection | None) -> None:
+        if connection is None:
+            return
+        try:
+            await asyncio.wait_for(connection.close(), 5)
+        except _AMQP_OR_TIMEOUT:
+            pass
+
+    # -- publishing -----------------------------------------------------------
+
+    async def _publish(
+        self, routing_key: str, message: aio_pika.Message, *, to_events: bool, label: str
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
+        last_error = "not connected"
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(self._connected.wait(), remaining)
+                channel, exchange = self._publish_channel, self._exchange
+                if channel is None or exchange is None:
+                    raise aio_pika.exceptions.ChannelInvalidStateError("reconnecting")
+                target = exchange if to_events else channel.default_exchange
+                await asyncio.wait_for(target.publish(message, routing_key=routing_key), remaining)
+            except TimeoutError:
+                last_error = "timed out waiting for a confirm"
+                break
+            except _UNCONFIRMED as exc:
+                # Unconfirmed: publish again once reconnected. A duplicate is possible
+                # if the broker took it before the loss; it has the same id and
+                # idempotent consumers absorb it.
+                last_error = str(exc) or type(exc).__name__
+                await asyncio.sleep(min(0.1, max(remaining, 0)))
+                continue
+            self.metrics.published.labels(self.service, label, "confirmed").inc()
+            return
+        self.metrics.published.labels(self.service, label, "failed").inc()
+        raise BusUnavailable(
+            f"publish of {label} not confirmed in {self.publish_timeout}s: {last_error}"
+        )
+
+    # -- consuming ------------------------------------------------------------
+
+    async def _on_message(self, sub: Subscription, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        self._idle.clear()
+        self.metrics.in_flight.labels(self.service).inc()
+        try:
+            await self._process(sub, message)
+        finally:
+            self.metrics.in_flight.labels(self.service).dec()
+            self._in_flight.discard(task)
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _process(self, sub: Subscription, message: AbstractIncomingMessage) -> None:
+        headers = message.headers or {}
+        attempt = _int(headers.get(h.ATTEMPT)) + 1
+        queue = sub.names.work
+        try:
+            event = parse_event(message.body)
+        except InvalidEvent as exc:
+            await self._park(sub, message, "invalid", exc.reason, attempt, "unknown")
+            return
+        handler = sub.handler_for(event.type)
+        if handler is None:
+            await self._park(
+                sub, message, "unrouted", f"no handler for {event.type}", attempt, event.type
+            )
+            return
+        with structlog.contextvars.bound_contextvars(
+            event_id=event.id,
+            correlation_id=event.correlation_id,
+            type=event.type,
+            queue=queue,
+            attempt=attempt,
+        ):
+            started = time.perf_counter()
+            try:
+                await handler(event)
+            except Permanent as exc:
+                log.warning("handler_failed_permanently", error=exc.reason)
+                await self._park(sub, message, "permanent", exc.reason, attempt, event.type)
+            except Retry as exc:
+                await self._retry_or_park(sub, message, exc.reason, exc.after, attempt, event.type)
+            except Exception as exc:
+                log.warning("handler_failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
+                await self._retry_or_park(
+                    sub, message, f"{type(exc).__name__}: {exc}", None, attempt, event.type
+                )
+            else:
+                if await _ack(message):
+                    self.metrics.consumed.labels(self.service, queue, event.type, "ok").inc()
+            finally:
+                self.metrics.handler_seconds.labels(self.service, event.type).observe(
+                    time.perf_counter() - started
+                )
+
+    async def _retry_or_park(
+        self,
+        sub: Subscription,
+        message: AbstractIncomingMessage,
+        error: str,
+        after: float | None,
+        attempt: int,
+        event_type: str,
+    ) -> None:
+        step = retry_step(attempt, self.retry_delays, after)
+        if step is None:
+            await self._park(sub, message, "exhausted", error, attempt, event_type)
+            return
+        copy = _copy(message, {h.ATTEMPT: attempt, h.LAST_ERROR: h.clip(error)})
+        try:
+            await self.send_to_queue(sub.names.retry(step), copy, label=event_type)
+        except BusUnavailable:
+            return  # not acked: the broker redelivers it once we are back
+        log.info("retry_scheduled", step=step, delay=self.retry_delays[step], error=error)
+        if await _ack(message):
+            self.metrics.retries.labels(self.service, sub.names.work).inc()
+            self.metrics.consumed.labels(self.service, sub.names.work, event_type, "retried").inc()
+
+    async def _park(
+        self,
+        sub: Subscription,
+        message: AbstractIncomingMessage,
+        reason: str,
+        error: str,
+        attempt: int,
+        event_type: str,
+    ) -> None:
+        copy = _copy(
+            message,
+            {
+                h.ATTEMPT: attempt,
+                h.PARKED_REASON: reason,
+                h.LAST_ERROR: h.clip(error),
+                h.PARKED_AT: datetime.now(UTC).isoformat(),
+                h.ORIGIN_QUEUE: sub.names.work,
+                h.ORIGIN_ROUTING_KEY: message.routing_key or "",
+            },
+        )
+        try:
+            await self.send_to_queue(sub.names.parked, copy, label=event_type)
+        except BusUnavailable:
+            return
+        log.warning("message_parked", reason=reason, error=error, parked_queue=sub.names.parked)
+        if await _ack(message):
+            self.metrics.parked.labels(self.service, sub.names.work, reason).inc()
+            self.metrics.consumed.labels(self.service, sub.names.work, event_type, "parked").inc()
+
+
+def _setter(event: asyncio.Event) -> Callable[..., None]:
+    def set_event(*_: object) -> None:
+        event.set()
+
+    return set_event
+
+
+def _bindings(sub: Subscription) -> list[str]:
+    return list(sub.handlers)
+
+
+def _bind(
+    fn: Callable[[Subscription, AbstractIncomingMessage], Awaitable[None]], sub: Subscription
+) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        await fn(sub, message)
+
+    return on_message
+
+
+async def _ack(message: AbstractIncomingMessage) -> bool:
+    try:
+        await message.ack()
+    except _AMQP_ERRORS:
+        # The channel died under us: the broker will redeliver, and the handler's
+        # idempotency absorbs the repeat. Never ack on a channel that replaced it.
+        log.info("ack_lost_to_reconnect")
+        return False
+    return True
+
+
+def _copy(message: AbstractIncomingMessage, extra_headers: dict[str, Any]) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=message.body,
+        headers={**(message.headers or {}), **extra_headers},
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        timestamp=message.timestamp,
+        app_id=message.app_id,
+    )
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError):
+        return 0
+
+
+async def _first(*aws: Awaitable[Any]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

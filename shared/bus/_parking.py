@@ -1,0 +1,120 @@
+"""Inspect and replay parking queues (``herald parked list|replay``).
+
+Listing takes messages without acking them and then closes the channel, which hands
+them all back to the queue in their original order: nothing moves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+from . import _headers as h
+
+
+@dataclass(frozen=True)
+class ParkedMessage:
+    queue: str
+    event_id: str | None
+    type: str | None
+    reason: str
+    error: str
+    attempts: int
+    parked_at: str | None
+    origin_queue: str
+    body: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+def _describe(queue: str, message: AbstractIncomingMessage) -> ParkedMessage:
+    headers: dict[str, Any] = dict(message.headers or {})
+    return ParkedMessage(
+        queue=queue,
+        event_id=message.message_id,
+        type=message.type,
+        reason=str(headers.get(h.PARKED_REASON, "")),
+        error=str(headers.get(h.LAST_ERROR, "")),
+        attempts=int(str(headers.get(h.ATTEMPT, 0))),
+        parked_at=str(headers[h.PARKED_AT]) if h.PARKED_AT in headers else None,
+        origin_queue=str(headers.get(h.ORIGIN_QUEUE, queue.removesuffix(".parked"))),
+        body=message.body.decode("utf-8", errors="replace"),
+    )
+
+
+async def _existing(connection: AbstractConnection, queue: str) -> AbstractChannel | None:
+    """A channel on which ``queue`` exists, or None (a passive declare of a missing
+    queue closes its channel, so each probe gets a channel of its own)."""
+    channel = await connection.channel()
+    try:
+        await channel.declare_queue(queue, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return None
+    return channel
+
+
+async def list_parked(
+    connection: AbstractConnection, queues: Sequence[str], limit: int = 100
+) -> list[ParkedMessage]:
+    found: list[ParkedMessage] = []
+    for queue in queues:
+        channel = await _existing(connection, queue)
+        if channel is None:
+            continue
+        q = await channel.get_queue(queue, ensure=False)
+        while len(found) < limit and (message := await q.get(no_ack=False, fail=False)):
+            found.append(_describe(queue, message))
+        await channel.close()  # unacked: every message goes back where it was
+    return found
+
+
+async def replay_parked(
+    connection: AbstractConnection,
+    queues: Sequence[str],
+    *,
+    event_id: str | None = None,
+    limit: int = 1000,
+) -> list[ParkedMessage]:
+    """Move parked messages back to the work queue they came from, attempts reset."""
+    replayed: list[ParkedMessage] = []
+    publisher = await connection.channel(publisher_confirms=True)
+    for queue in queues:
+        channel = await _existing(connection, queue)
+        if channel is None:
+            continue
+        q = await channel.get_queue(queue, ensure=False)
+        while len(replayed) < limit and (message := await q.get(no_ack=False, fail=False)):
+            parked = _describe(queue, message)
+            if event_id is not None and parked.event_id != event_id:
+                continue  # left unacked: returns to the parking queue on close
+            headers = {
+                k: v
+                for k, v in (message.headers or {}).items()
+                if k not in (h.ATTEMPT, h.PARKED_REASON, h.PARKED_AT, h.LAST_ERROR)
+            }
+            headers[h.REPLAYED] = int(str(headers.get(h.REPLAYED, 0))) + 1
+            await publisher.default_exchange.publish(
+                aio_pika.Message(
+                    body=message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message.message_id,
+                    correlation_id=message.correlation_id,
+                    type=message.type,
+                    timestamp=message.timestamp,
+                ),
+                routing_key=parked.origin_queue,
+            )
+            await message.ack()
+            replayed.append(parked)
+        await channel.close()
+    await publisher.close()
+    return replayed

@@ -1,0 +1,201 @@
+"""``herald``: the operator's command line.
+
+herald migrate                         apply database migrations
+herald up                              run all four services, logs prefixed
+herald publish TYPE JSON               publish one event (JSON is its data)
+herald parked list [--queue Q]         show parked messages, one JSON line each
+herald parked replay [--queue Q] [--id EVENT_ID]
+herald apikey create --scope SCOPE     print a new API key (shown once)
+herald endpoint add --user U --type webhook --url URL
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import aio_pika
+import asyncpg
+
+from shared.apikeys import SCOPES, create_api_key
+from shared.bus import catalog, list_parked, replay_parked
+from shared.db import ensure_database, migrate
+from shared.endpoints import ENDPOINT_TYPES, UnknownUser, create_endpoint
+from shared.errors import HeraldError, InvalidEvent
+from shared.events import parse_event
+from shared.logging import configure_logging
+from shared.metrics import ServiceMetrics
+from shared.runner import make_bus
+from shared.settings import Settings, load_settings
+
+SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
+
+
+def _parked_queues(settings: Settings, queue: str | None) -> list[str]:
+    if queue:
+        return [queue if queue.endswith(".parked") else f"{queue}.parked"]
+    return [q.names(settings.namespace).parked for q in catalog.ALL_QUEUES]
+
+
+async def _migrate(settings: Settings) -> int:
+    dsn = settings.database_url.get_secret_value()
+    await ensure_database(dsn)
+    applied = await migrate(dsn)
+    print(
+        f"applied {len(applied)} migration(s)"
+        + "".join(f"\n  {m.version:04d} {m.name}" for m in applied)
+    )
+    return 0
+
+
+async def _publish(settings: Settings, event_type: str, data: str, event_id: str | None) -> int:
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        print(f"herald: JSON is not valid: {exc}", file=sys.stderr)
+        return 2
+    envelope = {"specversion": "1.0", "source": "herald/cli", "type": event_type, "data": payload}
+    envelope["id"] = event_id or os.urandom(16).hex()
+    try:
+        event = parse_event(envelope)
+    except InvalidEvent as exc:
+        print(f"herald: invalid {event_type} event: {exc.reason}", file=sys.stderr)
+        return 2
+    bus = make_bus(settings, "cli", ServiceMetrics("cli"))
+    await bus.start(wait=settings.publish_timeout)
+    try:
+        await bus.publish(event)
+    finally:
+        await bus.stop(0)
+    print(event.id)
+    return 0
+
+
+async def _parked(settings: Settings, args: argparse.Namespace) -> int:
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    try:
+        queues = _parked_queues(settings, args.queue)
+        if args.parked_command == "list":
+            for parked in await list_parked(connection, queues, limit=args.limit):
+                print(parked.to_json())
+        else:
+            replayed = await replay_parked(connection, queues, event_id=args.id, limit=args.limit)
+            for parked in replayed:
+                print(f"replayed {parked.event_id} ({parked.type}) to {parked.origin_queue}")
+            print(f"{len(replayed)} message(s) replayed", file=sys.stderr)
+    finally:
+        await connection.close()
+    return 0
+
+
+async def _db(settings: Settings) -> asyncpg.Connection:
+    dsn = settings.database_url.get_secret_value()
+    await ensure_database(dsn)
+    await migrate(dsn)
+    return await asyncpg.connect(dsn)
+
+
+async def _apikey(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await _db(settings)
+    try:
+        key, secret = await create_api_key(conn, args.name, args.scope)
+    finally:
+        await conn.close()
+    print(secret)
+    print(
+        f"created key {key.id} ({', '.join(sorted(key.scopes))}); it is shown only once",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _endpoint(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await _db(settings)
+    try:
+        endpoint = await create_endpoint(
+            conn, args.user, args.type, url=args.url, chat_id=args.chat_id
+        )
+    except UnknownUser:
+        print(f"herald: no user {args.user!r}; publish user.signed_up first", file=sys.stderr)
+        return 2
+    finally:
+        await conn.close()
+    print(json.dumps({"id": str(endpoint.id), "type": endpoint.type, "secret": endpoint.secret}))
+    return 0
+
+
+def _up(settings: Settings) -> int:
+    from honcho.manager import Manager  # only `herald up` needs the process manager
+
+    manager = Manager()
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    for name in SERVICES:
+        manager.add_process(name, f"{sys.executable} -m services.{name}", env=env)
+    manager.loop()
+    return manager.returncode or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="herald", description="Herald notification platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create the database if needed and apply migrations")
+    sub.add_parser("up", help="run scheduler, matcher, dispatcher and gateway together")
+
+    publish = sub.add_parser("publish", help="publish one event to the bus")
+    publish.add_argument("type", help="event type, e.g. job.posted")
+    publish.add_argument("data", help="the event's data as JSON")
+    publish.add_argument("--id", help="event id (default: random)")
+
+    parked = sub.add_parser("parked", help="inspect or replay parked messages")
+    parked_sub = parked.add_subparsers(dest="parked_command", required=True)
+    for verb in ("list", "replay"):
+        p = parked_sub.add_parser(verb)
+        p.add_argument("--queue", help="work or parking queue (default: all known queues)")
+        p.add_argument("--limit", type=int, default=100 if verb == "list" else 1000)
+        if verb == "replay":
+            p.add_argument("--id", help="replay only the message with this event id")
+
+    apikey = sub.add_parser("apikey", help="manage API keys")
+    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
+    create = apikey_sub.add_parser("create")
+    create.add_argument("--scope", action="append", required=True, choices=sorted(SCOPES))
+    create.add_argument("--name", default="cli")
+
+    endpoint = sub.add_parser("endpoint", help="manage a user's channel endpoints")
+    endpoint_sub = endpoint.add_subparsers(dest="endpoint_command", required=True)
+    add = endpoint_sub.add_parser("add")
+    add.add_argument("--user", required=True)
+    add.add_argument("--type", required=True, choices=sorted(ENDPOINT_TYPES))
+    add.add_argument("--url")
+    add.add_argument("--chat-id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    configure_logging("cli", "warning")
+    try:
+        if args.command == "up":
+            return _up(settings)
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings))
+        if args.command == "publish":
+            return asyncio.run(_publish(settings, args.type, args.data, args.id))
+        if args.command == "parked":
+            return asyncio.run(_parked(settings, args))
+        if args.command == "apikey":
+            return asyncio.run(_apikey(settings, args))
+        return asyncio.run(_endpoint(settings, args))
+    except (HeraldError, OSError, asyncpg.PostgresError, ValueError) as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

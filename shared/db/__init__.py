@@ -1,0 +1,16 @@
+"""PostgreSQL on asyncpg: database creation, ordered migrations, pool, idempotency."""
+
+from ._database import Connection, connect_pool, ensure_database
+from ._migrations import Migration, applied_versions, load_migrations, migrate
+from ._processed import first_time
+
+__all__ = [
+    "Connection",
+    "Migration",
+    "applied_versions",
+    "connect_pool",
+    "ensure_database",
+    "first_time",
+    "load_migrations",
+    "migrate",
+]

@@ -1,0 +1,42 @@
+"""The error tree handlers and adapters speak.
+
+    HeraldError
+    ├── Retry(after=None)        transient: try again, after ``after`` seconds if given
+    │   └── BusUnavailable       the broker did not confirm a publish in time
+    ├── Permanent(reason)        will never succeed: park it, do not retry
+    └── InvalidEvent(reason)     the input itself is malformed or breaks the schema
+
+Handlers raise ``Retry`` or ``Permanent``; any other exception counts as transient.
+Adapters translate foreign errors (httpx, asyncpg, aiormq) into this tree at the edge
+that meets them, ``raise ... from exc``. The consumer wrapper in ``shared.bus`` is
+the one place that turns them into ack, retry or park.
+"""
+
+from __future__ import annotations
+
+
+class HeraldError(Exception):
+    """Base of every error Herald raises on purpose."""
+
+
+class Retry(HeraldError):
+    def __init__(self, reason: str = "retry requested", *, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after = after
+
+
+class BusUnavailable(Retry):
+    pass
+
+
+class Permanent(HeraldError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidEvent(HeraldError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,119 @@
+"""The CloudEvents 1.0 envelope (structured JSON mode) every Herald message wears."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.errors import InvalidEvent
+
+from ._payloads import Payload, payload_model
+
+P = TypeVar("P", bound=Payload)
+
+CONTENT_TYPE = "application/cloudevents+json"
+HERALD_NAMESPACE_UUID = uuid.UUID("6a0d6b0e-6c1b-5d0e-9a57-6865726c6400")
+
+
+class Event(BaseModel, Generic[P]):
+    """A CloudEvent whose ``data`` is a Herald payload.
+
+    Extension attributes are tolerated (CloudEvents allows them); ``correlationid``
+    is Herald's own, carried from ingestion to delivery.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(min_length=1, max_length=256)
+    source: str = Field(min_length=1, max_length=1024)
+    type: str = Field(min_length=1, max_length=128, pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = None
+    correlationid: str | None = Field(default=None, max_length=256)
+    data: P
+
+    @field_validator("time")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("time must carry a UTC offset (RFC 3339)")
+        return value
+
+    @property
+    def correlation_id(self) -> str:
+        return self.correlationid or self.id
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+def new_event(
+    data: P,
+    *,
+    source: str,
+    id: str | None = None,
+    subject: str | None = None,
+    correlation_id: str | None = None,
+    time: datetime | None = None,
+) -> Event[P]:
+    """Wrap a payload. Pass ``id`` for outputs derived from an input, so that
+    re-processing the input after a crash produces the same id."""
+    model: type[Event[P]] = Event[type(data)]  # type: ignore[misc,assignment]
+    return model(
+        id=id or str(uuid.uuid4()),
+        source=source,
+        type=data.event_type_name(),
+        subject=subject,
+        correlationid=correlation_id,
+        dataschema=data.schema_urn(),
+        data=data,
+        **({"time": time} if time else {}),
+    )
+
+
+def derived_id(*parts: str) -> str:
+    """A deterministic id for an output event, e.g. ``derived_id("tick", "minute", slot)``."""
+    return str(uuid.uuid5(HERALD_NAMESPACE_UUID, "\x1f".join(parts)))
+
+
+def parse_event(body: bytes | str | dict[str, Any]) -> Event[Payload]:
+    """Decode and validate a structured CloudEvent into its typed payload.
+
+    Raises ``InvalidEvent`` with a readable reason for bad JSON, a broken envelope,
+    an unknown type or a payload that breaks its schema.
+    """
+    if isinstance(body, dict):
+        raw = body
+    else:
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidEvent(f"body is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidEvent("a structured CloudEvent is a JSON object")
+    event_type = raw.get("type")
+    if not isinstance(event_type, str):
+        raise InvalidEvent("envelope: 'type' is required and must be a string")
+    model = payload_model(event_type)
+    if model is None:
+        raise InvalidEvent(f"unknown event type {event_type!r}")
+    try:
+        return Event[model].model_validate(raw)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise InvalidEvent(describe(exc)) from exc
+
+
+def describe(exc: ValidationError) -> str:
+    """``data.user_id: Field required; time: ...`` — short enough for a header."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "event"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

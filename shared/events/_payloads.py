@@ -1,0 +1,241 @@
+"""Payload models for every event type of DESIGN §8. These models *are* the schemas.
+
+Facts are past tense (``JobPosted``), requests imperative (``RequestNotification``).
+Unknown extra fields are tolerated so producers can add fields before we read them;
+missing required fields are not. Bump ``schema_version`` on a breaking change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+NonEmpty = Field(min_length=1, max_length=256)
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+    def event_type_name(self) -> str:
+        return self.event_type
+
+    @classmethod
+    def schema_urn(cls) -> str:
+        return f"urn:herald:{cls.event_type}:v{cls.schema_version}"
+
+
+def _iana(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not an IANA time zone") from exc
+    return value
+
+
+class JobType(StrEnum):
+    FULL_TIME = "full_time"
+    PART_TIME = "part_time"
+    CONTRACT = "contract"
+    INTERNSHIP = "internship"
+    TEMPORARY = "temporary"
+
+
+class ApplicationStatus(StrEnum):
+    APPLIED = "applied"
+    SCREENING = "screening"
+    INTERVIEW = "interview"
+    OFFER = "offer"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    HIRED = "hired"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class UserSignedUp(Payload):
+    event_type = "user.signed_up"
+    user_id: str = NonEmpty
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    name: str = Field(default="", max_length=256)
+    timezone: str = "UTC"
+    locale: str = Field(default="en", max_length=35)
+
+    _tz = field_validator("timezone")(_iana)
+
+
+class UserDeleted(Payload):
+    event_type = "user.deleted"
+    user_id: str = NonEmpty
+
+
+class ResumeUpserted(Payload):
+    event_type = "resume.upserted"
+    user_id: str = NonEmpty
+    text: str = Field(min_length=1, max_length=200_000)
+    title: str | None = None
+    skills: list[str] = Field(default_factory=list)
+    location: str | None = None
+    remote_ok: bool | None = None
+    desired_salary: float | None = Field(default=None, ge=0)
+
+
+class ResumeDeleted(Payload):
+    event_type = "resume.deleted"
+    user_id: str = NonEmpty
+
+
+class JobPosted(Payload):
+    event_type = "job.posted"
+    job_id: str = NonEmpty
+    title: str = Field(min_length=1, max_length=512)
+    company: str = Field(min_length=1, max_length=512)
+    description: str = Field(max_length=200_000)
+    location: str | None
+    remote: bool
+    salary_min: float | None = Field(ge=0)
+    salary_max: float | None = Field(ge=0)
+    currency: str | None = Field(max_length=3)
+    job_type: JobType
+    url: AnyHttpUrl
+    posted_at: datetime
+    expires_at: datetime | None = None
+    skills: list[str] = Field(default_factory=list)
+
+
+class JobUpdated(JobPosted):
+    event_type = "job.updated"
+
+
+class JobClosed(Payload):
+    event_type = "job.closed"
+    job_id: str = NonEmpty
+
+
+class ApplicationStatusChanged(Payload):
+    event_type = "application.status_changed"
+    application_id: str = NonEmpty
+    user_id: str = NonEmpty
+    job_id: str = NonEmpty
+    new_status: ApplicationStatus
+    old_status: ApplicationStatus | None = None
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class MeetingScheduled(Payload):
+    event_type = "meeting.scheduled"
+    meeting_id: str = NonEmpty
+    user_id: str = NonEmpty
+    title: str = Field(min_length=1, max_length=512)
+    starts_at: datetime
+    ends_at: datetime
+    join_url: AnyHttpUrl | None = None
+
+
+class MeetingCancelled(MeetingScheduled):
+    event_type = "meeting.cancelled"
+
+
+class RequestNotification(Payload):
+    event_type = "notification.requested"
+    user_id: str = NonEmpty
+    type: str = Field(min_length=1, max_length=128)
+    title: str = Field(min_length=1, max_length=1024)
+    body: str = Field(max_length=100_000)
+    data: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority = Priority.NORMAL
+    channels: list[str] | None = None
+    deliver_at: datetime | None = None
+    dedup_key: str | None = Field(default=None, max_length=256)
+
+
+class MatchFound(Payload):
+    event_type = "match.found"
+    match_id: str = NonEmpty
+    user_id: str = NonEmpty
+    job_id: str = NonEmpty
+    score: float = Field(ge=0, le=1)
+    score_parts: dict[str, float] = Field(default_factory=dict)
+    matched_skills: list[str] = Field(default_factory=list)
+    missing_skills: list[str] = Field(default_factory=list)
+    reason: Literal["new_match", "score_improved", "alert"]
+
+
+class NotificationDelivered(Payload):
+    event_type = "notification.delivered"
+    notification_id: str = NonEmpty
+    user_id: str = NonEmpty
+    channel: str = NonEmpty
+    attempts: int = Field(ge=1)
+
+
+class NotificationFailed(NotificationDelivered):
+    event_type = "notification.failed"
+    error: str
+
+
+class Tick(Payload):
+    """``tick.<schedule>``: one per schedule slot; the id derives from both."""
+
+    event_type = "tick.*"
+    schedule: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    slot: datetime
+
+    def event_type_name(self) -> str:
+        return f"tick.{self.schedule}"
+
+
+class ReminderDue(Payload):
+    event_type = "reminder.due"
+    reminder_id: str = NonEmpty
+    user_id: str = NonEmpty
+    kind: str = NonEmpty
+    subject_id: str = NonEmpty
+    due_at: datetime
+
+
+class DigestDue(Payload):
+    event_type = "digest.due"
+    user_id: str = NonEmpty
+    frequency: Literal["daily", "weekly"]
+    window_start: datetime
+    window_end: datetime
+
+
+ALL_PAYLOADS: tuple[type[Payload], ...] = (
+    UserSignedUp,
+    UserDeleted,
+    ResumeUpserted,
+    ResumeDeleted,
+    JobPosted,
+    JobUpdated,
+    JobClosed,
+    ApplicationStatusChanged,
+    MeetingScheduled,
+    MeetingCancelled,
+    RequestNotification,
+    MatchFound,
+    NotificationDelivered,
+    NotificationFailed,
+    Tick,
+    ReminderDue,
+    DigestDue,
+)
+_BY_TYPE = {model.event_type: model for model in ALL_PAYLOADS}
+
+
+def payload_model(event_type: str) -> type[Payload] | None:
+    if event_type.startswith("tick."):
+        return Tick
+    return _BY_TYPE.get(event_type)

@@ -1,0 +1,164 @@
+"""Run a worker service: open its resources, serve health and metrics, stop gracefully.
+
+A service hands ``run_worker`` a ``setup`` async context manager that opens what
+its handlers need, subscribes them to the bus and yields background coroutines (a
+ticker, say). On SIGTERM or SIGINT the runner stops background work, drains
+in-flight messages, stops the health server, and only then leaves ``setup`` (so
+clients stay open for the drain) and closes the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shared.bus import Bus
+from shared.db import connect_pool, ensure_database, migrate
+from shared.metrics import ServiceMetrics
+from shared.settings import Settings
+
+log = structlog.get_logger("herald.runner")
+
+Background = Coroutine[Any, Any, None]
+
+
+@dataclass
+class Runtime:
+    name: str
+    settings: Settings
+    metrics: ServiceMetrics
+    bus: Bus
+    pool: asyncpg.Pool
+
+
+def make_bus(settings: Settings, service: str, metrics: ServiceMetrics) -> Bus:
+    return Bus(
+        amqp_url=settings.amqp_url.get_secret_value(),
+        namespace=settings.namespace,
+        service=service,
+        metrics=metrics,
+        retry_delays=settings.retry_delays,
+        prefetch=settings.prefetch,
+        publish_timeout=settings.publish_timeout,
+    )
+
+
+async def open_database(settings: Settings, stop: asyncio.Event | None = None) -> asyncpg.Pool:
+    """Create, migrate and pool the database, waiting for it if it is not up yet."""
+    dsn = settings.database_url.get_secret_value()
+    delay = 0.5
+    while True:
+        try:
+            await ensure_database(dsn)
+            await migrate(dsn)
+            return await connect_pool(dsn, max_size=settings.db_pool_max)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if stop is not None and stop.is_set():
+                raise
+            log.warning("database_unavailable", error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+
+
+async def database_ok(pool: asyncpg.Pool) -> bool:
+    try:
+        async with asyncio.timeout(2):
+            await pool.fetchval("SELECT 1")
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False
+    return True
+
+
+def health_app(runtime: Runtime) -> Starlette:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "service": runtime.name})
+
+    async def readyz(_: Request) -> Response:
+        checks = {"bus": runtime.bus.connected, "database": await database_ok(runtime.pool)}
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    async def metrics(_: Request) -> Response:
+        body, content_type = runtime.metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ]
+    )
+
+
+class _EmbeddedServer(uvicorn.Server):
+    # The runner owns signal handling; uvicorn must not install its own.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_worker(
+    name: str,
+    settings: Settings,
+    setup: Callable[[Runtime], contextlib.AbstractAsyncContextManager[Iterable[Background]]],
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    metrics = ServiceMetrics(name)
+    pool = await open_database(settings, stop)
+    bus = make_bus(settings, name, metrics)
+    runtime = Runtime(name, settings, metrics, bus, pool)
+    try:
+        async with setup(runtime) as background_work:
+            await _serve(runtime, stop, background_work)
+    finally:
+        await pool.close()
+    log.info("service_stopped")
+
+
+async def _serve(
+    runtime: Runtime, stop: asyncio.Event, background_work: Iterable[Background]
+) -> None:
+    settings, bus, name = runtime.settings, runtime.bus, runtime.name
+    background = [asyncio.create_task(coro) for coro in background_work]
+    await bus.start()
+    server = _EmbeddedServer(
+        uvicorn.Config(
+            health_app(runtime),
+            host=settings.metrics_host,
+            port=settings.metrics_port(name),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    log.info("service_started", metrics_port=settings.metrics_port(name))
+
+    await stop.wait()
+    log.info("service_stopping", drain_timeout=settings.drain_timeout)
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
+    await bus.stop(settings.drain_timeout)
+    server.should_exit = True
+    await serving

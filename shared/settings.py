@@ -1,0 +1,130 @@
+"""One frozen settings object, read once in ``main()`` and passed down.
+
+Names are the ``HERALD_*`` contract of DESIGN §8; defaults work on a developer
+machine with local RabbitMQ and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+import structlog
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERALD_", frozen=True, extra="ignore")
+
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/herald")
+    namespace: str = "herald"
+    data_dir: Path = Path("./var")
+    qdrant_url: str | None = None
+    embedding_model_dir: Path | None = None
+    secret_key: SecretStr | None = None
+    public_url: str = "http://127.0.0.1:8000"
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    mail_from: str = "Herald <herald@localhost>"
+    sendgrid_api_key: SecretStr | None = None
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    allow_private_urls: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    metrics_host: str = "127.0.0.1"
+    scheduler_metrics_port: int = 9101
+    matcher_metrics_port: int = 9102
+    dispatcher_metrics_port: int = 9103
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Back-off steps (seconds) of the bus retry queues; one delay queue per step.
+    retry_delays: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0]
+    )
+    prefetch: int = Field(default=32, ge=1, le=10_000)
+    drain_timeout: float = Field(default=20.0, ge=0)
+    publish_timeout: float = Field(default=10.0, gt=0)
+    db_pool_max: int = Field(default=10, ge=1)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_is_a_queue_prefix(cls, value: str) -> str:
+        if not _NAMESPACE.match(value):
+            raise ValueError("namespace must match [a-z0-9][a-z0-9_-]* (at most 63 characters)")
+        return value
+
+    @field_validator("allow_private_urls", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        parts = _split_commas(value)
+        if isinstance(parts, list):
+            return [ipaddress.ip_network(str(p), strict=False) for p in parts]
+        return parts
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _parse_delays(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _delays_positive(cls, value: list[float]) -> list[float]:
+        if not value or any(d <= 0 for d in value):
+            raise ValueError("retry_delays needs at least one positive delay")
+        return value
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    def metrics_port(self, service: str) -> int:
+        port: int = getattr(self, f"{service}_metrics_port")
+        return port
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; fill in a persistent development secret if none is set."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if settings.secret_key is None:
+        settings = settings.model_copy(update={"secret_key": SecretStr(_dev_secret(settings))})
+    return settings
+
+
+def _dev_secret(settings: Settings) -> str:
+    # Shared by every local process through the data dir, so links signed by one
+    # service verify in another; never suitable for production, hence the warning.
+    path = settings.data_dir / "dev-secret-key"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # "x" makes creation atomic: four services starting together agree on one key.
+        with path.open("x") as fresh:
+            path.chmod(0o600)
+            fresh.write(secrets.token_urlsafe(48))
+    except FileExistsError:
+        pass
+    secret = path.read_text().strip()
+    structlog.get_logger("herald.settings").warning(
+        "dev_secret_in_use", hint="set HERALD_SECRET_KEY in production", path=str(path)
+    )
+    return secret
