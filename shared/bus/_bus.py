@@ -147,7 +147,7 @@ class Bus:
     @property
     def queues(self) -> list[str]:
         """Every queue this bus declares (for clean-up and for the docs)."""
-        return [n for s in self._subscriptions for n in s.names.all(len(self.retry_delays))]
+        return [n for s in self._subscriptions for n in s.names.all(self.retry_delays)]
 
     async def start(self, *, wait: float | None = None) -> None:
         """Start the supervisor; with ``wait``, block until connected (or raise)."""
@@ -186,7 +186,8 @@ class Bus:
         self._accepting = False
         await self._cancel_consumers()
         try:
-            await asyncio.wait_for(self._idle.wait(), drain_timeout)
+            if self._in_flight:
+                await asyncio.wait_for(self._idle.wait(), drain_timeout)
         except TimeoutError:
             log.warning("drain_timeout", in_flight=len(self._in_flight))
             for task in list(self._in_flight):
@@ -277,10 +278,8 @@ class Bus:
     async def _close_quietly(connection: AbstractConnection | None) -> None:
         if connection is None:
             return
-        try:
+        with contextlib.suppress(*_AMQP_OR_TIMEOUT):
             await asyncio.wait_for(connection.close(), 5)
-        except _AMQP_OR_TIMEOUT:
-            pass
 
     # -- publishing -----------------------------------------------------------
 
@@ -389,7 +388,9 @@ class Bus:
             return
         copy = _copy(message, {h.ATTEMPT: attempt, h.LAST_ERROR: h.clip(error)})
         try:
-            await self.send_to_queue(sub.names.retry(step), copy, label=event_type)
+            await self.send_to_queue(
+                sub.names.retry(self.retry_delays[step]), copy, label=event_type
+            )
         except BusUnavailable:
             return  # not acked: the broker redelivers it once we are back
         log.info("retry_scheduled", step=step, delay=self.retry_delays[step], error=error)

@@ -17,9 +17,19 @@ def exchange_name(namespace: str) -> str:
     return f"{namespace}.events"
 
 
+def delay_ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
 @dataclass(frozen=True)
 class QueueNames:
-    """A work queue ``Q``, its delay queues ``Q.retry.<n>`` and its parking queue."""
+    """A work queue ``Q``, its delay queues ``Q.retry.<n>`` and its parking queue.
+
+    ``n`` is the queue's delay in milliseconds. A queue's TTL cannot change once
+    declared, so naming each delay queue by its delay lets an operator change
+    ``HERALD_RETRY_DELAYS`` without a clash: new delays get new queues, and an
+    abandoned one still empties into ``Q`` as its messages expire.
+    """
 
     work: str
 
@@ -27,15 +37,15 @@ class QueueNames:
     def of(cls, namespace: str, service: str, concern: str) -> QueueNames:
         return cls(f"{namespace}.{service}.{concern}")
 
-    def retry(self, step: int) -> str:
-        return f"{self.work}.retry.{step}"
+    def retry(self, delay_seconds: float) -> str:
+        return f"{self.work}.retry.{delay_ms(delay_seconds)}"
 
     @property
     def parked(self) -> str:
         return f"{self.work}.parked"
 
-    def all(self, steps: int) -> list[str]:
-        return [self.work, *(self.retry(n) for n in range(steps)), self.parked]
+    def all(self, delays: Sequence[float]) -> list[str]:
+        return [self.work, *(self.retry(d) for d in delays), self.parked]
 
 
 def topic_matches(pattern: str, key: str) -> bool:
@@ -71,12 +81,12 @@ async def declare_work_queue(
     # straight back to the work queue through the default exchange: no plugin, no
     # head-of-line blocking, and the retry reaches only this queue, not every
     # subscriber of the topic.
-    for step, delay in enumerate(delays):
+    for delay in delays:
         await channel.declare_queue(
-            names.retry(step),
+            names.retry(delay),
             durable=True,
             arguments={
-                "x-message-ttl": max(1, round(delay * 1000)),
+                "x-message-ttl": delay_ms(delay),
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": names.work,
             },

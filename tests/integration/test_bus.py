@@ -1,0 +1,196 @@
+"""The bus against a real RabbitMQ: delivery, retries, parking, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+
+from shared.bus import Bus, list_parked
+from shared.errors import Permanent, Retry
+from shared.events import Event
+from shared.settings import Settings
+from tests.support import eventually, notification, publish_raw, queue_depth
+
+
+async def test_published_event_reaches_subscriber_typed_and_correlated(
+    bus_factory: Callable[..., Bus],
+) -> None:
+    received: list[Event[Any]] = []
+
+    async def handle(event: Event[Any]) -> None:
+        received.append(event)
+
+    consumer = bus_factory("dispatcher")
+    consumer.subscribe("notifications", {"notification.requested": handle})
+    await consumer.start(wait=10)
+    producer = bus_factory("gateway")
+    await producer.start(wait=10)
+
+    sent = notification(user_id="u-42", correlation_id="corr-7")
+    await producer.publish(sent)
+
+    await eventually(lambda: len(received) == 1, what="delivery")
+    got = received[0]
+    assert got.id == sent.id
+    assert got.correlation_id == "corr-7"
+    assert got.data.user_id == "u-42"
+    assert (
+        consumer.metrics.consumed.labels(
+            "dispatcher", consumer.queues[0], "notification.requested", "ok"
+        )._value.get()
+        == 1
+    )
+
+
+async def test_transient_failure_is_retried_with_backoff_then_succeeds(
+    bus_factory: Callable[..., Bus], settings: Settings
+) -> None:
+    attempts: list[float] = []
+
+    async def flaky(event: Event[Any]) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise ConnectionError("downstream hiccup")
+
+    bus = bus_factory("dispatcher")
+    bus.subscribe("notifications", {"notification.requested": flaky})
+    await bus.start(wait=10)
+    await bus.publish(notification())
+
+    await eventually(lambda: len(attempts) == 3, what="third attempt")
+    await asyncio.sleep(0.6)  # long enough for a wrongful fourth attempt to show up
+    assert len(attempts) == 3
+    # each wait is at least its back-off step (0.2 s, then 0.4 s)
+    assert attempts[1] - attempts[0] >= 0.19
+    assert attempts[2] - attempts[1] >= 0.39
+    assert bus.metrics.retries.labels("dispatcher", bus.queues[0])._value.get() == 2
+    assert await list_parked_for(settings, bus) == []
+
+
+async def test_retry_after_hint_chooses_a_longer_delay_step(
+    bus_factory: Callable[..., Bus],
+) -> None:
+    attempts: list[float] = []
+
+    async def rate_limited(event: Event[Any]) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise Retry("429 from provider", after=0.35)
+
+    bus = bus_factory("dispatcher")
+    bus.subscribe("notifications", {"notification.requested": rate_limited})
+    await bus.start(wait=10)
+    await bus.publish(notification())
+    await eventually(lambda: len(attempts) == 2, what="retry after the hint")
+    assert attempts[1] - attempts[0] >= 0.39  # the 0.4 s step, not the 0.2 s one
+
+
+async def list_parked_for(settings: Settings, bus: Bus) -> list[Any]:
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    try:
+        return await list_parked(connection, [q for q in bus.queues if q.endswith(".parked")])
+    finally:
+        await connection.close()
+
+
+async def test_exhausted_retries_park_the_message_with_its_error(
+    bus_factory: Callable[..., Bus], settings: Settings
+) -> None:
+    calls = 0
+
+    async def broken(event: Event[Any]) -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError(f"template exploded on try {calls}")
+
+    bus = bus_factory("dispatcher")
+    bus.subscribe("notifications", {"notification.requested": broken})
+    await bus.start(wait=10)
+    sent = notification()
+    await bus.publish(sent)
+
+    await eventually(lambda: calls == 3, what="three attempts")
+    parked = []
+
+    async def parked_one() -> bool:
+        parked[:] = await list_parked_for(settings, bus)
+        return len(parked) == 1
+
+    await eventually(parked_one, what="parked message")
+    await asyncio.sleep(0.5)
+    assert calls == 3  # 1 try + 2 retries (two back-off steps), then parked
+    p = parked[0]
+    assert p.event_id == sent.id
+    assert p.reason == "exhausted"
+    assert p.attempts == 3
+    assert "ValueError: template exploded on try 3" in p.error
+    assert p.origin_queue == bus.queues[0]
+    # listing does not consume: the message is still parked afterwards
+    assert len(await list_parked_for(settings, bus)) == 1
+
+
+async def test_permanent_error_parks_at_once(
+    bus_factory: Callable[..., Bus], settings: Settings
+) -> None:
+    calls = 0
+
+    async def refuses(event: Event[Any]) -> None:
+        nonlocal calls
+        calls += 1
+        raise Permanent("endpoint answered 404")
+
+    bus = bus_factory("dispatcher")
+    bus.subscribe("notifications", {"notification.requested": refuses})
+    await bus.start(wait=10)
+    await bus.publish(notification())
+
+    async def parked() -> bool:
+        found = await list_parked_for(settings, bus)
+        return len(found) == 1 and found[0].reason == "permanent"
+
+    await eventually(parked, what="permanent park")
+    assert calls == 1
+
+
+async def test_malformed_and_invalid_messages_are_parked_and_consumer_keeps_going(
+    bus_factory: Callable[..., Bus], settings: Settings
+) -> None:
+    handled: list[str] = []
+
+    async def handle(event: Event[Any]) -> None:
+        handled.append(event.id)
+
+    bus = bus_factory("dispatcher")
+    bus.subscribe("notifications", {"notification.requested": handle})
+    await bus.start(wait=10)
+    url = settings.amqp_url.get_secret_value()
+    await publish_raw(url, settings.namespace, "notification.requested", b"{not json")
+    await publish_raw(
+        url,
+        settings.namespace,
+        "notification.requested",
+        b'{"specversion":"1.0","id":"bad-1","source":"s","type":"notification.requested",'
+        b'"data":{"title":"no user"}}',
+    )
+    good = notification()
+    await bus.publish(good)
+
+    await eventually(lambda: handled == [good.id], what="the good message")
+    found: list[Any] = []
+
+    async def both_parked() -> bool:
+        found[:] = await list_parked_for(settings, bus)
+        return len(found) == 2
+
+    await eventually(both_parked, what="two parked messages")
+    by_body = {p.body[:9]: p for p in found}
+    assert by_body["{not json"].reason == "invalid"
+    assert "not JSON" in by_body["{not json"].error
+    schema = next(p for p in found if "bad-1" in p.body)
+    assert schema.reason == "invalid"
+    assert "data.user_id: Field required" in schema.error
+    assert await queue_depth(url, bus.queues[0]) == 0
