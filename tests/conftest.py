@@ -7,6 +7,7 @@ the broker; both are removed afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -82,10 +83,8 @@ async def delete_topology(namespace: str, queues: list[str]) -> None:
     try:
         for queue in queues:
             channel = await connection.channel()
-            try:
+            with contextlib.suppress(aiormq.exceptions.AMQPError):
                 await channel.queue_delete(queue)
-            except aiormq.exceptions.AMQPError:
-                pass
         channel = await connection.channel()
         await channel.exchange_delete(exchange_name(namespace))
     finally:

@@ -184,7 +184,8 @@ async def test_sigterm_with_messages_in_flight_loses_nothing(
     started, done = _journal(journal, "started"), _journal(journal, "done")
     waiting = await queue_depth(settings.amqp_url.get_secret_value(), declarer.queues[0])
     if finish_in_flight:
-        assert done == started and len(done) == 5
+        assert done == started
+        assert len(done) == 5
     else:
         assert done == set()
     # every message is either finished or back in the queue; none is lost
