@@ -1,0 +1,161 @@
+"""The platform as real processes: the four services started with ``python -m``,
+plus a local HTTP server that behaves like a webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.bus import catalog
+from shared.settings import Settings
+from tests.conftest import delete_topology
+from tests.support import eventually, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
+
+
+@dataclass
+class Platform:
+    env: dict[str, str]
+    gateway: str
+    metrics: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]]
+    logs: Path
+
+    def herald(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the ``herald`` CLI against this platform."""
+        return subprocess.run(
+            [sys.executable, "-m", "shared.cli", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def log_text(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.logs.glob("*.log"))
+        )
+
+
+@pytest.fixture
+async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform]:
+    ports = {name: free_port() for name in SERVICES}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "HERALD_AMQP_URL": settings.amqp_url.get_secret_value(),
+        "HERALD_DATABASE_URL": settings.database_url.get_secret_value(),
+        "HERALD_NAMESPACE": settings.namespace,
+        "HERALD_DATA_DIR": str(settings.data_dir),
+        "HERALD_SECRET_KEY": "e2e-secret-key-0123456789abcdef",
+        "HERALD_RETRY_DELAYS": "0.2,0.4",
+        "HERALD_ALLOW_PRIVATE_URLS": "127.0.0.0/8",
+        "HERALD_GATEWAY_PORT": str(ports["gateway"]),
+        "HERALD_SCHEDULER_METRICS_PORT": str(ports["scheduler"]),
+        "HERALD_MATCHER_METRICS_PORT": str(ports["matcher"]),
+        "HERALD_DISPATCHER_METRICS_PORT": str(ports["dispatcher"]),
+        "HERALD_DRAIN_TIMEOUT": "5",
+    }
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    processes = {}
+    for name in SERVICES:
+        with (logs / f"{name}.log").open("wb") as out:
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+    base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    platform = Platform(env, base["gateway"], base, processes, logs)
+
+    async def all_ready() -> bool:
+        async with httpx.AsyncClient(timeout=1) as client:
+            for name, url in base.items():
+                if processes[name].poll() is not None:
+                    raise AssertionError(f"{name} exited early:\n{platform.log_text()}")
+                try:
+                    if (await client.get(f"{url}/readyz")).status_code != 200:
+                        return False
+                except httpx.HTTPError:
+                    return False
+        return True
+
+    try:
+        await eventually(all_ready, timeout=60, interval=0.2, what="all four services ready")
+        yield platform
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                await asyncio.to_thread(process.wait, 20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        queues = [
+            n for q in catalog.ALL_QUEUES for n in q.names(settings.namespace).all([0.2, 0.4])
+        ]
+        await delete_topology(settings.namespace, queues)
+
+
+@dataclass
+class Receiver:
+    """Answers with the queued statuses (then 200) and keeps what it was sent."""
+
+    url: str
+    statuses: list[int] = field(default_factory=list)
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    port = free_port()
+    state = Receiver(url=f"http://127.0.0.1:{port}/hook")
+
+    async def hook(request: Request) -> Response:
+        state.requests.append((dict(request.headers), await request.body()))
+        status = state.statuses.pop(0) if state.statuses else 200
+        return Response(status_code=status)
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, what="receiver up")
+    yield state
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+def api_key(platform: Platform) -> Iterator[str]:
+    result = platform.herald("apikey", "create", "--scope", "events:publish")
+    assert result.returncode == 0, result.stderr
+    yield result.stdout.strip()
