@@ -139,8 +139,6 @@ async def _serve(
     runtime: Runtime, stop: asyncio.Event, background_work: Iterable[Background]
 ) -> None:
     settings, bus, name = runtime.settings, runtime.bus, runtime.name
-    background = [asyncio.create_task(coro) for coro in background_work]
-    await bus.start()
     server = _EmbeddedServer(
         uvicorn.Config(
             health_app(runtime),
@@ -152,6 +150,17 @@ async def _serve(
         )
     )
     serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            # uvicorn reports a failed bind by exiting; a service nobody can probe
+            # or scrape must not pretend to run.
+            raise RuntimeError(
+                f"cannot serve health and metrics on {settings.metrics_host}:"
+                f"{settings.metrics_port(name)}"
+            )
+        await asyncio.sleep(0.02)
+    background = [asyncio.create_task(coro) for coro in background_work]
+    await bus.start()
     log.info("service_started", metrics_port=settings.metrics_port(name))
 
     await stop.wait()

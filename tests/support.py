@@ -66,10 +66,20 @@ async def queue_depth(amqp_url: str, queue: str) -> int:
         await connection.close()
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: all sockets stay bound until every port is picked."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def rabbitmqctl(*args: str) -> None:

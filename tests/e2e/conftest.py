@@ -23,7 +23,7 @@ from starlette.routing import Route
 from shared.bus import catalog
 from shared.settings import Settings
 from tests.conftest import delete_topology
-from tests.support import eventually, free_port
+from tests.support import eventually, free_port, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
@@ -56,7 +56,7 @@ class Platform:
 
 @pytest.fixture
 async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform]:
-    ports = {name: free_port() for name in SERVICES}
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),

@@ -9,10 +9,11 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.conftest import Platform, Receiver
-from tests.support import eventually
+from tests.support import eventually, rabbitmqctl
 
 CE = {"content-type": "application/cloudevents+json"}
 
@@ -214,3 +215,58 @@ async def test_every_service_serves_metrics(platform: Platform, api_key: str) ->
             return 'type="user.signed_up"' in text and "herald_events_consumed_total" in text
 
         await eventually(consumed, what="dispatcher metrics")
+
+
+def _restart_postgres() -> None:
+    import glob
+    import os
+    import subprocess
+
+    version = sorted(os.path.basename(p) for p in glob.glob("/etc/postgresql/*"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.broker_disruptive
+async def test_platform_resumes_by_itself_after_broker_and_database_restarts(
+    platform: Platform, receiver: Receiver, api_key: str, pool: asyncpg.Pool
+) -> None:
+    assert (await post(platform, api_key, user("phoenix"))).status_code == 202
+    await eventually(lambda: pool.fetchval("SELECT true FROM users WHERE user_id = 'phoenix'"))
+    added = platform.herald(
+        "endpoint", "add", "--user", "phoenix", "--type", "webhook", "--url", receiver.url
+    )
+    assert added.returncode == 0, added.stderr
+
+    await asyncio.to_thread(rabbitmqctl, "stop_app")
+    try:
+        await asyncio.sleep(2)
+    finally:
+        await asyncio.to_thread(rabbitmqctl, "start_app")
+    await asyncio.to_thread(_restart_postgres)
+    await pool.expire_connections()
+
+    async def ready() -> bool:
+        async with httpx.AsyncClient(timeout=2) as client:
+            for url in platform.metrics.values():
+                try:
+                    if (await client.get(f"{url}/readyz")).status_code != 200:
+                        return False
+                except httpx.HTTPError:
+                    return False
+        return True
+
+    await eventually(ready, timeout=60, interval=0.5, what="every service ready again")
+    request = cloudevent(
+        "notification.requested",
+        {"user_id": "phoenix", "type": "t", "title": "Still here", "body": "after the restarts"},
+    )
+    assert (await post(platform, api_key, request)).status_code == 202
+    await eventually(
+        lambda: len(receiver.requests) == 1, timeout=30, what="delivery after restarts"
+    )
+    assert all(p.poll() is None for p in platform.processes.values()), platform.log_text()
