@@ -1,0 +1,47 @@
+# Herald — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint unit services-check bench migrate clean
+
+# The virtualenv is rebuilt whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+## make run: migrate the database, then run all four services (Ctrl-C stops them)
+run: install
+	$(BIN)/herald migrate
+	$(BIN)/herald up
+
+migrate: install
+	$(BIN)/herald migrate
+
+## make test: install everything, check the broker and database, lint, run every test
+test: install services-check lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+services-check:
+	@$(BIN)/python tests/ensure_services.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install services-check
+	$(BIN)/python bench/bus.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache *.egg-info
