@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,7 +155,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-def api_key(platform: Platform) -> Iterator[str]:
+def api_key(platform: Platform) -> str:
     result = platform.herald("apikey", "create", "--scope", "events:publish")
     assert result.returncode == 0, result.stderr
-    yield result.stdout.strip()
+    return result.stdout.strip()
