@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -135,8 +136,11 @@ def _up(settings: Settings) -> int:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     for name in SERVICES:
-        manager.add_process(name, f"{sys.executable} -m services.{name}", env=env)
+        # exec: honcho runs commands through /bin/sh, and its SIGTERM must reach the
+        # service itself (to drain), not a shell that dies and orphans it.
+        manager.add_process(name, f"exec {shlex.quote(sys.executable)} -m services.{name}", env=env)
     manager.loop()
+    # 130 after Ctrl-C, as shells expect; otherwise the first service's exit code.
     return manager.returncode or 0
 
 
@@ -179,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
-    configure_logging("cli", "warning")
+    configure_logging("cli", "warning")  # a dev secret is the norm on a workstation
     try:
         if args.command == "up":
             return _up(settings)

@@ -26,8 +26,9 @@ from starlette.routing import Route
 
 from shared.bus import Bus
 from shared.db import connect_pool, ensure_database, migrate
+from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 
 log = structlog.get_logger("herald.runner")
 
@@ -106,8 +107,10 @@ def health_app(runtime: Runtime) -> Starlette:
     )
 
 
-class _EmbeddedServer(uvicorn.Server):
-    # The runner owns signal handling; uvicorn must not install its own.
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the caller owns the signals (uvicorn's
+    would re-raise SIGTERM after a graceful stop and turn a clean exit into a kill)."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
@@ -139,7 +142,7 @@ async def _serve(
     runtime: Runtime, stop: asyncio.Event, background_work: Iterable[Background]
 ) -> None:
     settings, bus, name = runtime.settings, runtime.bus, runtime.name
-    server = _EmbeddedServer(
+    server = EmbeddedServer(
         uvicorn.Config(
             health_app(runtime),
             host=settings.metrics_host,
@@ -171,3 +174,33 @@ async def _serve(
     await bus.stop(settings.drain_timeout)
     server.should_exit = True
     await serving
+
+
+def main(
+    name: str,
+    setup: Callable[[Runtime], contextlib.AbstractAsyncContextManager[Iterable[Background]]],
+) -> None:
+    """Entry point of a worker: ``python -m services.<name>``."""
+    settings = start(name)
+    asyncio.run(run_worker(name, settings, setup))
+    ignore_late_signals()
+
+
+def start(name: str) -> Settings:
+    settings = load_settings()
+    configure_logging(name, settings.log_level)
+    if settings.uses_dev_secret:
+        log.warning(
+            "dev_secret_in_use",
+            hint="set HERALD_SECRET_KEY in production",
+            path=str(settings.dev_secret_path),
+        )
+    return settings
+
+
+def ignore_late_signals() -> None:
+    """After the loop closed its handlers are gone; a process manager's second signal
+    (honcho sends SIGTERM after the terminal's SIGINT) must not turn a clean exit
+    into a kill."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

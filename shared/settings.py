@@ -12,8 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-import structlog
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -67,6 +66,8 @@ class Settings(BaseSettings):
     publish_timeout: float = Field(default=10.0, gt=0)
     db_pool_max: int = Field(default=10, ge=1)
 
+    _dev_secret: bool = PrivateAttr(default=False)
+
     @field_validator("namespace")
     @classmethod
     def _namespace_is_a_queue_prefix(cls, value: str) -> str:
@@ -95,6 +96,14 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def dev_secret_path(self) -> Path:
+        return self.data_dir / "dev-secret-key"
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self._dev_secret
+
+    @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
 
@@ -104,17 +113,19 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment once; fill in a persistent development secret if none is set."""
+    """Read the environment once; fill in a persistent development secret if none is
+    set (``uses_dev_secret`` tells, so the caller can warn once logging is set up)."""
     settings = Settings(**overrides)  # type: ignore[arg-type]
     if settings.secret_key is None:
         settings = settings.model_copy(update={"secret_key": SecretStr(_dev_secret(settings))})
+        settings._dev_secret = True
     return settings
 
 
 def _dev_secret(settings: Settings) -> str:
     # Shared by every local process through the data dir, so links signed by one
     # service verify in another; never suitable for production, hence the warning.
-    path = settings.data_dir / "dev-secret-key"
+    path = settings.dev_secret_path
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         # "x" makes creation atomic: four services starting together agree on one key.
@@ -123,8 +134,4 @@ def _dev_secret(settings: Settings) -> str:
             fresh.write(secrets.token_urlsafe(48))
     except FileExistsError:
         pass
-    secret = path.read_text().strip()
-    structlog.get_logger("herald.settings").warning(
-        "dev_secret_in_use", hint="set HERALD_SECRET_KEY in production", path=str(path)
-    )
-    return secret
+    return path.read_text().strip()

@@ -1,22 +1,35 @@
+import asyncio
+import signal
+
 import uvicorn
 
-from shared.logging import configure_logging
-from shared.settings import load_settings
+from shared.runner import EmbeddedServer, ignore_late_signals, start
+from shared.settings import Settings
 
 from .app import create_app
 
 
-def main() -> None:
-    settings = load_settings()
-    configure_logging("gateway", settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.drain_timeout),
+async def serve(settings: Settings) -> None:
+    server = EmbeddedServer(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.gateway_host,
+            port=settings.gateway_port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(settings.drain_timeout),
+        )
     )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+    await server.serve()
+
+
+def main() -> None:
+    settings = start("gateway")
+    asyncio.run(serve(settings))
+    ignore_late_signals()
 
 
 if __name__ == "__main__":

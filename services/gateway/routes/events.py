@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from pydantic import BaseModel
 
 from shared.apikeys import ApiKey
+from shared.db import first_time
 from shared.errors import InvalidEvent
 from shared.events import Event, Payload, parse_event
 
@@ -77,13 +78,7 @@ async def _ingest_one(state: GatewayState, event: Event[Payload]) -> bool:
     """Record the id and publish in one transaction: if the broker does not confirm,
     the record rolls back and the client's retry is not mistaken for a duplicate."""
     async with state.pool.acquire() as conn, conn.transaction():
-        fresh = await conn.fetchval(
-            """INSERT INTO ingested_events (event_id, source, type) VALUES ($1, $2, $3)
-               ON CONFLICT DO NOTHING RETURNING true""",
-            event.id,
-            event.source,
-            event.type,
-        )
+        fresh = await first_time(conn, "gateway", event.id)
         if fresh:
             await state.bus.publish(event)
     return bool(fresh)

@@ -83,13 +83,6 @@ CREATE TABLE processed_events (
     PRIMARY KEY (consumer, event_id)
 );
 
-CREATE TABLE ingested_events (
-    event_id     text PRIMARY KEY,
-    source       text NOT NULL,
-    type         text NOT NULL,
-    received_at  timestamptz NOT NULL DEFAULT now()
-);
-
 CREATE TABLE api_keys (
     id            uuid PRIMARY KEY,
     name          text NOT NULL,

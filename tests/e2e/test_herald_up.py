@@ -1,0 +1,89 @@
+"""`herald up` (what `make run` ends with): four services, prefixed logs, Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from shared.bus import catalog
+from shared.settings import Settings
+from tests.conftest import delete_topology
+from tests.support import eventually, free_ports
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
+
+
+async def test_herald_up_runs_all_four_and_ctrl_c_stops_them(
+    settings: Settings, tmp_path: Path
+) -> None:
+    ports = dict(zip(SERVICES, free_ports(4), strict=True))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HERALD_AMQP_URL": settings.amqp_url.get_secret_value(),
+        "HERALD_DATABASE_URL": settings.database_url.get_secret_value(),
+        "HERALD_NAMESPACE": settings.namespace,
+        "HERALD_DATA_DIR": str(tmp_path / "var"),
+        "HERALD_GATEWAY_PORT": str(ports["gateway"]),
+        **{f"HERALD_{n.upper()}_METRICS_PORT": str(ports[n]) for n in SERVICES[:3]},
+    }
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "up"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, like a terminal's
+        )
+    urls = [f"http://127.0.0.1:{p}/readyz" for p in ports.values()]
+
+    async def ready() -> bool:
+        assert up.poll() is None, log.read_text()
+        async with httpx.AsyncClient(timeout=1) as client:
+            try:
+                return all([(await client.get(u)).status_code == 200 for u in urls])
+            except httpx.HTTPError:
+                return False
+
+    try:
+        await eventually(ready, timeout=60, interval=0.3, what="four services ready")
+        os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        code = await asyncio.to_thread(up.wait, 40)
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+        queues = [
+            n
+            for q in catalog.ALL_QUEUES
+            for n in q.names(settings.namespace).all([1, 5, 30, 120, 600])
+        ]
+        await delete_topology(settings.namespace, queues)
+
+    output = log.read_text()
+    assert code == 130, output  # interrupted, as a shell reports Ctrl-C
+    for name in SERVICES:  # each service drained and exited on its own
+        assert f"{name} stopped (rc=0)" in output, output
+    for name in SERVICES:  # every service's lines carry its name
+        assert any(
+            line.split(" | ")[0].split()[-1] == name
+            for line in output.splitlines()
+            if " | " in line
+        )
+    assert output.count('"service_stopped"') == 3, output  # the workers drained and stopped
+    assert "Application shutdown complete" in output  # and the gateway too
+    async with httpx.AsyncClient(timeout=1) as client:
+        for url in urls:
+            try:
+                await client.get(url)
+            except httpx.ConnectError:
+                continue
+            raise AssertionError(f"{url} still answers after Ctrl-C")
