@@ -118,6 +118,8 @@ async def test_gateway_refuses_bad_requests_with_reasons(platform: Platform, api
     assert "unknown event type" in unknown.text
     plain = await post(platform, api_key, user("x"), **{"content-type": "text/plain"})
     assert plain.status_code == 415
+    huge = user("x") | {"padding": "x" * (6 * 1024 * 1024)}
+    assert (await post(platform, api_key, huge)).status_code == 413
 
 
 async def test_batch_is_validated_whole_before_anything_is_published(

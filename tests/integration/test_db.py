@@ -34,6 +34,7 @@ async def test_processed_event_claim_stands_or_falls_with_the_transaction(
     pool: asyncpg.Pool,
 ) -> None:
     event_id = str(uuid.uuid4())
+
     async def claim_then_fail(conn: asyncpg.Connection) -> None:
         async with conn.transaction():
             assert await first_time(conn, "tests", event_id) is True

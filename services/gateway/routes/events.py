@@ -26,12 +26,27 @@ from ..state import GatewayState
 router = APIRouter(prefix="/v1", tags=["events"])
 
 MAX_BATCH = 500
+MAX_BODY_BYTES = 5 * 1024 * 1024
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 
 
 class IngestResult(BaseModel):
     accepted: list[str]
     duplicates: list[str]
+
+
+async def _read_body(request: Request) -> bytes:
+    too_large = HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE, f"the body exceeds {MAX_BODY_BYTES} bytes"
+    )
+    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_large
+    return bytes(body)
 
 
 def _decode(raw: bytes, batch: bool) -> list[dict[str, Any]]:
@@ -104,7 +119,8 @@ async def ingest_events(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             "send application/cloudevents+json or application/cloudevents-batch+json",
         )
-    events = _validate(_decode(await request.body(), media == BATCH_CONTENT_TYPE), x_correlation_id)
+    body = await _read_body(request)
+    events = _validate(_decode(body, media == BATCH_CONTENT_TYPE), x_correlation_id)
     result = IngestResult(accepted=[], duplicates=[])
     for event in events:
         try:
