@@ -82,17 +82,22 @@ async def database_ok(pool: asyncpg.Pool) -> bool:
     return True
 
 
+async def readiness(bus: Bus, pool: asyncpg.Pool) -> Response:
+    """``/readyz``: 200 when the bus is connected and the database answers, else 503."""
+    checks = {"bus": bus.connected, "database": await database_ok(pool)}
+    ready = all(checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
 def health_app(runtime: Runtime) -> Starlette:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "service": runtime.name})
 
     async def readyz(_: Request) -> Response:
-        checks = {"bus": runtime.bus.connected, "database": await database_ok(runtime.pool)}
-        ready = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        return await readiness(runtime.bus, runtime.pool)
 
     async def metrics(_: Request) -> Response:
         body, content_type = runtime.metrics.exposition()

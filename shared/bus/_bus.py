@@ -460,17 +460,7 @@ async def _ack(message: AbstractIncomingMessage) -> bool:
 
 
 def _copy(message: AbstractIncomingMessage, extra_headers: dict[str, Any]) -> aio_pika.Message:
-    return aio_pika.Message(
-        body=message.body,
-        headers={**(message.headers or {}), **extra_headers},
-        content_type=message.content_type,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=message.message_id,
-        correlation_id=message.correlation_id,
-        type=message.type,
-        timestamp=message.timestamp,
-        app_id=message.app_id,
-    )
+    return h.copy_message(message, {**(message.headers or {}), **extra_headers})
 
 
 def _int(value: object) -> int:

@@ -1,4 +1,10 @@
-"""Header names Herald puts on messages it retries or parks."""
+"""Header names Herald puts on messages it retries, parks or replays, and the one
+way such a copy is made."""
+
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
 
 ATTEMPT = "x-herald-attempt"
 LAST_ERROR = "x-herald-error"
@@ -14,3 +20,18 @@ MAX_ERROR_LENGTH = 2000
 
 def clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """The same message (body, ids, type, time), persistent, with ``headers``."""
+    return aio_pika.Message(
+        body=message.body,
+        headers=headers,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        timestamp=message.timestamp,
+        app_id=message.app_id,
+    )

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
@@ -101,17 +100,7 @@ async def replay_parked(
             }
             headers[h.REPLAYED] = int(str(headers.get(h.REPLAYED, 0))) + 1
             await publisher.default_exchange.publish(
-                aio_pika.Message(
-                    body=message.body,
-                    headers=headers,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=message.message_id,
-                    correlation_id=message.correlation_id,
-                    type=message.type,
-                    timestamp=message.timestamp,
-                ),
-                routing_key=parked.origin_queue,
+                h.copy_message(message, headers), routing_key=parked.origin_queue
             )
             await message.ack()
             replayed.append(parked)

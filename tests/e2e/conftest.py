@@ -48,6 +48,19 @@ class Platform:
             timeout=60,
         )
 
+    async def ready(self) -> bool:
+        """True when every service answers /readyz with 200."""
+        async with httpx.AsyncClient(timeout=2) as client:
+            for name, url in self.metrics.items():
+                if self.processes[name].poll() is not None:
+                    raise AssertionError(f"{name} exited:\n{self.log_text()}")
+                try:
+                    if (await client.get(f"{url}/readyz")).status_code != 200:
+                        return False
+                except httpx.HTTPError:
+                    return False
+        return True
+
     def log_text(self) -> str:
         return "\n".join(
             f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.logs.glob("*.log"))
@@ -89,20 +102,8 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
     base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     platform = Platform(env, base["gateway"], base, processes, logs)
 
-    async def all_ready() -> bool:
-        async with httpx.AsyncClient(timeout=1) as client:
-            for name, url in base.items():
-                if processes[name].poll() is not None:
-                    raise AssertionError(f"{name} exited early:\n{platform.log_text()}")
-                try:
-                    if (await client.get(f"{url}/readyz")).status_code != 200:
-                        return False
-                except httpx.HTTPError:
-                    return False
-        return True
-
     try:
-        await eventually(all_ready, timeout=60, interval=0.2, what="all four services ready")
+        await eventually(platform.ready, timeout=60, interval=0.2, what="all four services ready")
         yield platform
     finally:
         for process in processes.values():

@@ -252,17 +252,7 @@ async def test_platform_resumes_by_itself_after_broker_and_database_restarts(
     await asyncio.to_thread(_restart_postgres)
     await pool.expire_connections()
 
-    async def ready() -> bool:
-        async with httpx.AsyncClient(timeout=2) as client:
-            for url in platform.metrics.values():
-                try:
-                    if (await client.get(f"{url}/readyz")).status_code != 200:
-                        return False
-                except httpx.HTTPError:
-                    return False
-        return True
-
-    await eventually(ready, timeout=60, interval=0.5, what="every service ready again")
+    await eventually(platform.ready, timeout=60, interval=0.5, what="every service ready again")
     request = cloudevent(
         "notification.requested",
         {"user_id": "phoenix", "type": "t", "title": "Still here", "body": "after the restarts"},

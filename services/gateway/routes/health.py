@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
 
-from shared.runner import database_ok
+from shared.runner import readiness
 
 from ..dependencies import State
 
@@ -19,12 +18,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(state: State) -> Response:
-    checks = {"bus": state.bus.connected, "database": await database_ok(state.pool)}
-    ready = all(checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    return await readiness(state.bus, state.pool)
 
 
 @router.get("/metrics", include_in_schema=False)
