@@ -1,0 +1,85 @@
+"""HERALD_* settings: parsed from the environment, refused with a reason when wrong."""
+
+from __future__ import annotations
+
+import ipaddress
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shared.settings import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("HERALD_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HERALD_DATA_DIR", str(tmp_path / "var"))
+
+
+def test_defaults_work_on_a_developer_machine() -> None:
+    settings = Settings()
+    assert settings.amqp_url.get_secret_value().startswith("amqp://guest:guest@127.0.0.1")
+    assert settings.database_url.get_secret_value().endswith("/herald")
+    assert settings.retry_delays == [1.0, 5.0, 30.0, 120.0, 600.0]
+    assert settings.metrics_port("dispatcher") == 9103
+
+
+def test_lists_are_read_as_comma_separated_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_RETRY_DELAYS", "0.5, 2,10")
+    monkeypatch.setenv("HERALD_ALLOW_PRIVATE_URLS", "10.1.2.0/24,fd00::1")
+    settings = Settings()
+    assert settings.retry_delays == [0.5, 2.0, 10.0]
+    assert settings.allow_private_urls == [
+        ipaddress.ip_network("10.1.2.0/24"),
+        ipaddress.ip_network("fd00::1/128"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("HERALD_RETRY_DELAYS", "1,0,5", "positive delay"),
+        ("HERALD_NAMESPACE", "Has Spaces", "namespace must match"),
+        ("HERALD_PREFETCH", "0", "greater than or equal to 1"),
+        ("HERALD_SMTP_TLS", "maybe", "'none', 'starttls' or 'tls'"),
+    ],
+)
+def test_bad_values_are_refused_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, reason: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=reason):
+        Settings()
+
+
+def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_DATABASE_URL", "postgresql://app:topsecret@db/herald")
+    assert "topsecret" not in repr(Settings())
+
+
+def test_without_a_secret_key_a_private_dev_key_is_made_once_and_reused() -> None:
+    first = load_settings()
+    second = load_settings()
+    assert first.uses_dev_secret
+    assert first.secret_key is not None
+    assert second.secret_key is not None
+    key = first.secret_key.get_secret_value()
+    assert len(key) >= 48
+    assert key == second.secret_key.get_secret_value()
+    mode = stat.S_IMODE(first.dev_secret_path.stat().st_mode)
+    assert mode == 0o600
+
+
+def test_a_configured_secret_key_is_used_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_SECRET_KEY", "from-the-vault")
+    settings = load_settings()
+    assert not settings.uses_dev_secret
+    assert settings.secret_key is not None
+    assert settings.secret_key.get_secret_value() == "from-the-vault"
+    assert not settings.dev_secret_path.exists()
