@@ -223,16 +223,16 @@ class Bus:
                 backoff = min(backoff * 2, 10.0)
                 continue
             if ever_connected:
-                self.metrics.reconnects.labels(self.service).inc()
+                self.metrics.child(self.metrics.reconnects, self.service).inc()
             ever_connected = True
             backoff = 0.2
             self._connection = connection
             self._connected.set()
-            self.metrics.bus_connected.labels(self.service).set(1)
+            self.metrics.child(self.metrics.bus_connected, self.service).set(1)
             log.info("bus_connected", queues=[s.names.work for s in self._subscriptions])
             await _first(lost.wait(), self._stop_requested.wait())
             self._connected.clear()
-            self.metrics.bus_connected.labels(self.service).set(0)
+            self.metrics.child(self.metrics.bus_connected, self.service).set(0)
             self._publish_channel = self._exchange = None
             for sub in self._subscriptions:
                 sub.queue, sub.consumer_tag = None, None
@@ -291,12 +291,16 @@ class Bus:
         last_error = "not connected"
         while (remaining := deadline - loop.time()) > 0:
             try:
-                await asyncio.wait_for(self._connected.wait(), remaining)
-                channel, exchange = self._publish_channel, self._exchange
-                if channel is None or exchange is None:
-                    raise aio_pika.exceptions.ChannelInvalidStateError("reconnecting")
-                target = exchange if to_events else channel.default_exchange
-                await asyncio.wait_for(target.publish(message, routing_key=routing_key), remaining)
+                # asyncio.timeout rather than wait_for: wait_for wraps the publish in a
+                # task of its own, a cost paid on every message.
+                async with asyncio.timeout(remaining):
+                    if not self._connected.is_set():
+                        await self._connected.wait()
+                    channel, exchange = self._publish_channel, self._exchange
+                    if channel is None or exchange is None:
+                        raise aio_pika.exceptions.ChannelInvalidStateError("reconnecting")
+                    target = exchange if to_events else channel.default_exchange
+                    await target.publish(message, routing_key=routing_key)
             except TimeoutError:
                 last_error = "timed out waiting for a confirm"
                 break
@@ -307,9 +311,9 @@ class Bus:
                 last_error = str(exc) or type(exc).__name__
                 await asyncio.sleep(min(0.1, max(remaining, 0)))
                 continue
-            self.metrics.published.labels(self.service, label, "confirmed").inc()
+            self.metrics.child(self.metrics.published, self.service, label, "confirmed").inc()
             return
-        self.metrics.published.labels(self.service, label, "failed").inc()
+        self.metrics.child(self.metrics.published, self.service, label, "failed").inc()
         raise BusUnavailable(
             f"publish of {label} not confirmed in {self.publish_timeout}s: {last_error}"
         )
@@ -321,11 +325,11 @@ class Bus:
         assert task is not None
         self._in_flight.add(task)
         self._idle.clear()
-        self.metrics.in_flight.labels(self.service).inc()
+        self.metrics.child(self.metrics.in_flight, self.service).inc()
         try:
             await self._process(sub, message)
         finally:
-            self.metrics.in_flight.labels(self.service).dec()
+            self.metrics.child(self.metrics.in_flight, self.service).dec()
             self._in_flight.discard(task)
             if not self._in_flight:
                 self._idle.set()
@@ -345,33 +349,37 @@ class Bus:
                 sub, message, "unrouted", f"no handler for {event.type}", attempt, event.type
             )
             return
-        with structlog.contextvars.bound_contextvars(
+        # Each delivery runs in a task of its own (aio-pika creates one per message),
+        # so binding into the task's context needs no unbinding afterwards.
+        structlog.contextvars.bind_contextvars(
             event_id=event.id,
             correlation_id=event.correlation_id,
             type=event.type,
             queue=queue,
             attempt=attempt,
-        ):
-            started = time.perf_counter()
-            try:
-                await handler(event)
-            except Permanent as exc:
-                log.warning("handler_failed_permanently", error=exc.reason)
-                await self._park(sub, message, "permanent", exc.reason, attempt, event.type)
-            except Retry as exc:
-                await self._retry_or_park(sub, message, exc.reason, exc.after, attempt, event.type)
-            except Exception as exc:
-                log.warning("handler_failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
-                await self._retry_or_park(
-                    sub, message, f"{type(exc).__name__}: {exc}", None, attempt, event.type
-                )
-            else:
-                if await _ack(message):
-                    self.metrics.consumed.labels(self.service, queue, event.type, "ok").inc()
-            finally:
-                self.metrics.handler_seconds.labels(self.service, event.type).observe(
-                    time.perf_counter() - started
-                )
+        )
+        started = time.perf_counter()
+        try:
+            await handler(event)
+        except Permanent as exc:
+            log.warning("handler_failed_permanently", error=exc.reason)
+            await self._park(sub, message, "permanent", exc.reason, attempt, event.type)
+        except Retry as exc:
+            await self._retry_or_park(sub, message, exc.reason, exc.after, attempt, event.type)
+        except Exception as exc:
+            log.warning("handler_failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
+            await self._retry_or_park(
+                sub, message, f"{type(exc).__name__}: {exc}", None, attempt, event.type
+            )
+        else:
+            if await _ack(message):
+                self.metrics.child(
+                    self.metrics.consumed, self.service, queue, event.type, "ok"
+                ).inc()
+        finally:
+            self.metrics.child(self.metrics.handler_seconds, self.service, event.type).observe(
+                time.perf_counter() - started
+            )
 
     async def _retry_or_park(
         self,
@@ -395,8 +403,10 @@ class Bus:
             return  # not acked: the broker redelivers it once we are back
         log.info("retry_scheduled", step=step, delay=self.retry_delays[step], error=error)
         if await _ack(message):
-            self.metrics.retries.labels(self.service, sub.names.work).inc()
-            self.metrics.consumed.labels(self.service, sub.names.work, event_type, "retried").inc()
+            self.metrics.child(self.metrics.retries, self.service, sub.names.work).inc()
+            self.metrics.child(
+                self.metrics.consumed, self.service, sub.names.work, event_type, "retried"
+            ).inc()
 
     async def _park(
         self,
@@ -424,8 +434,10 @@ class Bus:
             return
         log.warning("message_parked", reason=reason, error=error, parked_queue=sub.names.parked)
         if await _ack(message):
-            self.metrics.parked.labels(self.service, sub.names.work, reason).inc()
-            self.metrics.consumed.labels(self.service, sub.names.work, event_type, "parked").inc()
+            self.metrics.child(self.metrics.parked, self.service, sub.names.work, reason).inc()
+            self.metrics.child(
+                self.metrics.consumed, self.service, sub.names.work, event_type, "parked"
+            ).inc()
 
 
 def _setter(event: asyncio.Event) -> Callable[..., None]:
