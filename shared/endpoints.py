@@ -22,6 +22,8 @@ class Endpoint:
     url: str | None
     chat_id: str | None
     secret: str | None
+    # e-mail endpoints: the recipient address (kept in step with users.email)
+    address: str | None = None
 
 
 class UnknownUser(LookupError):

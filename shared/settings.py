@@ -26,6 +26,21 @@ def _split_commas(value: object) -> object:
     return value
 
 
+def _split_pairs(value: object) -> object:
+    """``"a=x,b=y"`` → ``{"a": "x", "b": "y"}``; a mapping passes through."""
+    if not isinstance(value, str):
+        return value
+    pairs: dict[str, str] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        key, sep, item = part.partition("=")
+        if not sep or not key.strip() or not item.strip():
+            raise ValueError(f"{part.strip()!r} is not name=value")
+        pairs[key.strip()] = item.strip()
+    return pairs
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HERALD_", frozen=True, extra="ignore")
 
@@ -47,6 +62,24 @@ class Settings(BaseSettings):
     sendgrid_api_key: SecretStr | None = None
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    sendgrid_api_url: str = "https://api.sendgrid.com"
+    smtp_pool_size: int = Field(default=4, ge=1, le=100)
+    # custom channels: "name=package.module:Class,..." (entry points in the
+    # "herald.channels" group are found without this)
+    channels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # a directory whose templates override the packaged ones, file by file
+    templates_dir: Path | None = None
+    http_timeout: float = Field(default=10.0, gt=0)
+    # Delivery retries: seconds, minutes, then hours, about 28 h in all (like Svix).
+    delivery_retry_delays: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    # de-duplication per notification type: "type=default|aggressive|off,..."
+    dedup_strategies: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # an endpoint failing permanently this many times in a row is disabled
+    disable_after_failures: int = Field(default=5, ge=1)
+    # notifications per recipient per minute, over all channels; excess waits
+    recipient_rate_per_minute: int = Field(default=30, ge=1)
     allow_private_urls: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
 
     gateway_host: str = "127.0.0.1"
@@ -83,16 +116,29 @@ class Settings(BaseSettings):
             return [ipaddress.ip_network(str(p), strict=False) for p in parts]
         return parts
 
-    @field_validator("retry_delays", mode="before")
+    @field_validator("retry_delays", "delivery_retry_delays", mode="before")
     @classmethod
     def _parse_delays(cls, value: object) -> object:
         return _split_commas(value)
 
-    @field_validator("retry_delays")
+    @field_validator("retry_delays", "delivery_retry_delays")
     @classmethod
     def _delays_positive(cls, value: list[float]) -> list[float]:
         if not value or any(d <= 0 for d in value):
-            raise ValueError("retry_delays needs at least one positive delay")
+            raise ValueError("retry delays need at least one positive delay")
+        return value
+
+    @field_validator("channels", "dedup_strategies", mode="before")
+    @classmethod
+    def _parse_pairs(cls, value: object) -> object:
+        return _split_pairs(value)
+
+    @field_validator("dedup_strategies")
+    @classmethod
+    def _known_strategies(cls, value: dict[str, str]) -> dict[str, str]:
+        for type_, strategy in value.items():
+            if strategy not in ("default", "aggressive", "off"):
+                raise ValueError(f"{type_}: strategy must be default, aggressive or off")
         return value
 
     @property

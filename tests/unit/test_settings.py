@@ -45,6 +45,8 @@ def test_lists_are_read_as_comma_separated_values(monkeypatch: pytest.MonkeyPatc
     ("name", "value", "reason"),
     [
         ("HERALD_RETRY_DELAYS", "1,0,5", "positive delay"),
+        ("HERALD_DEDUP_STRATEGIES", "match=sometimes", "default, aggressive or off"),
+        ("HERALD_CHANNELS", "pager", "is not name=value"),
         ("HERALD_NAMESPACE", "Has Spaces", "namespace must match"),
         ("HERALD_PREFETCH", "0", "greater than or equal to 1"),
         ("HERALD_SMTP_TLS", "maybe", "'none', 'starttls' or 'tls'"),

@@ -1,6 +1,7 @@
 """Channels: one module each behind the ``Channel`` interface."""
 
 from ._base import (
+    Attachment,
     Channel,
     DeliveryResult,
     Notification,
@@ -11,6 +12,7 @@ from ._base import (
 )
 
 __all__ = [
+    "Attachment",
     "Channel",
     "DeliveryResult",
     "Notification",

@@ -26,10 +26,16 @@ class DeliveryResult:
     detail: str = ""
     retry_after: float | None = None
     status_code: int | None = None
+    # the provider's id for what it accepted (Slack ts, Telegram message_id, SMTP queue id)
+    provider_id: str | None = None
+    # the endpoint itself is gone (HTTP 410, Discord "Unknown Webhook"): disable it now
+    endpoint_gone: bool = False
 
     @classmethod
-    def delivered(cls, detail: str = "", status_code: int | None = None) -> DeliveryResult:
-        return cls(Outcome.DELIVERED, detail, status_code=status_code)
+    def delivered(
+        cls, detail: str = "", status_code: int | None = None, provider_id: str | None = None
+    ) -> DeliveryResult:
+        return cls(Outcome.DELIVERED, detail, status_code=status_code, provider_id=provider_id)
 
     @classmethod
     def transient(
@@ -47,7 +53,22 @@ class DeliveryResult:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str  # e.g. "text/calendar; method=REQUEST"
+    content: bytes
+
+
+@dataclass(frozen=True)
 class Notification:
+    """What a channel sends: rendered content, ready for any channel.
+
+    ``title`` and ``body`` are plain text (``body`` may hold several paragraphs);
+    ``html`` is the autoescaped HTML rendering for e-mail; ``link`` the one action
+    that matters ("View job", "Join meeting"); ``unsubscribe_url`` a signed one-click
+    link (RFC 8058) for e-mail.
+    """
+
     id: uuid.UUID
     user_id: str
     type: str
@@ -56,6 +77,10 @@ class Notification:
     priority: str
     created_at: datetime
     data: dict[str, Any] = field(default_factory=dict)
+    html: str | None = None
+    link: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    unsubscribe_url: str | None = None
 
     def as_payload(self) -> dict[str, Any]:
         return {
@@ -99,6 +124,10 @@ def classify_http(
         )
     if 300 <= status < 400:
         return DeliveryResult.permanent(f"HTTP {status}: redirects are not followed", status)
+    if status == 410:
+        return DeliveryResult(
+            Outcome.PERMANENT, "HTTP 410: endpoint is gone", status_code=status, endpoint_gone=True
+        )
     return DeliveryResult.permanent(f"HTTP {status}", status)
 
 
