@@ -3,6 +3,7 @@
     HeraldError
     ├── Retry(after=None)        transient: try again, after ``after`` seconds if given
     │   └── BusUnavailable       the broker did not confirm a publish in time
+    ├── Defer(after)             not yet (a rate limit, a hold): come back, no attempt spent
     ├── Permanent(reason)        will never succeed: park it, do not retry
     └── InvalidEvent(reason)     the input itself is malformed or breaks the schema
 
@@ -28,6 +29,16 @@ class Retry(HeraldError):
 
 class BusUnavailable(Retry):
     pass
+
+
+class Defer(HeraldError):
+    """Nothing failed; the message is due later. It waits in a delay queue without
+    using up one of its retry attempts."""
+
+    def __init__(self, after: float, reason: str = "deferred") -> None:
+        super().__init__(reason)
+        self.after = after
+        self.reason = reason
 
 
 class Permanent(HeraldError):

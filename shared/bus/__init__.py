@@ -3,7 +3,7 @@ that acks, retries with back-off and parks (DESIGN §2)."""
 
 from . import catalog
 from ._backoff import retry_step
-from ._bus import Bus, Handler
+from ._bus import MAX_PRIORITY, PRIORITY_LEVELS, Bus, Handler
 from ._headers import (
     ATTEMPT,
     LAST_ERROR,
@@ -19,10 +19,12 @@ from ._topology import QueueNames, exchange_name, topic_matches
 __all__ = [
     "ATTEMPT",
     "LAST_ERROR",
+    "MAX_PRIORITY",
     "ORIGIN_QUEUE",
     "ORIGIN_ROUTING_KEY",
     "PARKED_AT",
     "PARKED_REASON",
+    "PRIORITY_LEVELS",
     "REPLAYED",
     "Bus",
     "Handler",

@@ -30,7 +30,7 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
-from shared.errors import BusUnavailable, InvalidEvent, Permanent, Retry
+from shared.errors import BusUnavailable, Defer, InvalidEvent, Permanent, Retry
 from shared.events import CONTENT_TYPE, Event, parse_event
 from shared.metrics import ServiceMetrics
 
@@ -60,13 +60,28 @@ _AMQP_OR_TIMEOUT: tuple[type[Exception], ...] = (*_AMQP_ERRORS, TimeoutError)
 _UNCONFIRMED: tuple[type[Exception], ...] = (*_AMQP_ERRORS, aio_pika.exceptions.DeliveryError)
 
 
+# AMQP priorities of Herald's four notification priorities; queues that honour them
+# are declared with ``x-max-priority`` = MAX_PRIORITY. A message without one is 0.
+PRIORITY_LEVELS = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
+MAX_PRIORITY = max(PRIORITY_LEVELS.values())
+
+
 @dataclass
 class Subscription:
     names: QueueNames
     handlers: dict[str, Handler]
     prefetch: int
+    retry_delays: tuple[float, ...]
+    # where ``Defer`` sends a message: the first step at least as long as asked
+    defer_steps: tuple[float, ...]
+    max_priority: int | None
     queue: AbstractQueue | None = field(default=None, repr=False)
     consumer_tag: str | None = None
+
+    @property
+    def delays(self) -> list[float]:
+        """Every delay queue of this work queue (retry and defer steps share them)."""
+        return sorted(set(self.retry_delays) | set(self.defer_steps))
 
     def handler_for(self, event_type: str) -> Handler | None:
         handler = self.handlers.get(event_type)
@@ -124,6 +139,9 @@ class Bus:
         handlers: Mapping[str, Handler],
         *,
         prefetch: int | None = None,
+        retry_delays: Sequence[float] | None = None,
+        defer_steps: Sequence[float] = (),
+        priorities: bool = False,
     ) -> QueueNames:
         """Bind a work queue ``<ns>.<service>.<concern>`` to the handlers' event types.
 
@@ -131,6 +149,10 @@ class Bus:
         or a bare concern name. Must be called before ``start``. A message whose type
         no handler takes is parked: the queue is bound to exactly these types, so it
         means a mistake upstream.
+
+        ``retry_delays`` overrides the bus-wide back-off for this queue; ``defer_steps``
+        are the waits a handler's ``Defer`` can pick from; ``priorities`` makes the
+        work queue a priority queue (messages carry ``PRIORITY_LEVELS``).
         """
         if self._supervisor is not None:
             raise RuntimeError("subscribe before start")
@@ -141,13 +163,22 @@ class Bus:
         else:
             concern = queue
         names = QueueNames.of(self.namespace, self.service, concern)
-        self._subscriptions.append(Subscription(names, dict(handlers), prefetch or self.prefetch))
+        self._subscriptions.append(
+            Subscription(
+                names,
+                dict(handlers),
+                prefetch or self.prefetch,
+                tuple(retry_delays or self.retry_delays),
+                tuple(sorted(defer_steps)),
+                MAX_PRIORITY if priorities else None,
+            )
+        )
         return names
 
     @property
     def queues(self) -> list[str]:
         """Every queue this bus declares (for clean-up and for the docs)."""
-        return [n for s in self._subscriptions for n in s.names.all(self.retry_delays)]
+        return [n for s in self._subscriptions for n in s.names.all(s.delays)]
 
     async def start(self, *, wait: float | None = None) -> None:
         """Start the supervisor; with ``wait``, block until connected (or raise)."""
@@ -159,8 +190,14 @@ class Bus:
             except TimeoutError as exc:
                 raise BusUnavailable(f"no broker connection within {wait}s") from exc
 
-    async def publish(self, event: Event[Any]) -> None:
-        """Publish to the events exchange; returns once the broker confirmed it."""
+    async def publish(self, event: Event[Any], *, priority: int | None = None) -> None:
+        """Publish to the events exchange; returns once the broker confirmed it.
+
+        A payload with a ``priority`` field travels with the matching AMQP priority
+        unless ``priority`` says otherwise, so priority queues serve it first.
+        """
+        if priority is None:
+            priority = PRIORITY_LEVELS.get(str(getattr(event.data, "priority", "")))
         message = aio_pika.Message(
             body=event.to_json(),
             content_type=CONTENT_TYPE,
@@ -170,6 +207,7 @@ class Bus:
             type=event.type,
             timestamp=event.time,
             app_id=f"herald-{self.service}",
+            priority=priority,
         )
         await self._publish(event.type, message, to_events=True, label=event.type)
 
@@ -257,7 +295,12 @@ class Bus:
             await consumer_channel.set_qos(prefetch_count=sub.prefetch)
             exchange = await declare_exchange(consumer_channel, self.namespace)
             sub.queue = await declare_work_queue(
-                consumer_channel, exchange, sub.names, _bindings(sub), self.retry_delays
+                consumer_channel,
+                exchange,
+                sub.names,
+                _bindings(sub),
+                sub.delays,
+                max_priority=sub.max_priority,
             )
             if self._accepting:
                 sub.consumer_tag = await sub.queue.consume(_bind(self._on_message, sub))
@@ -361,6 +404,8 @@ class Bus:
         started = time.perf_counter()
         try:
             await handler(event)
+        except Defer as exc:
+            await self._defer(sub, message, exc, attempt - 1, event.type)
         except Permanent as exc:
             log.warning("handler_failed_permanently", error=exc.reason)
             await self._park(sub, message, "permanent", exc.reason, attempt, event.type)
@@ -390,22 +435,43 @@ class Bus:
         attempt: int,
         event_type: str,
     ) -> None:
-        step = retry_step(attempt, self.retry_delays, after)
+        step = retry_step(attempt, sub.retry_delays, after)
         if step is None:
             await self._park(sub, message, "exhausted", error, attempt, event_type)
             return
+        delay = sub.retry_delays[step]
         copy = _copy(message, {h.ATTEMPT: attempt, h.LAST_ERROR: h.clip(error)})
         try:
-            await self.send_to_queue(
-                sub.names.retry(self.retry_delays[step]), copy, label=event_type
-            )
+            await self.send_to_queue(sub.names.retry(delay), copy, label=event_type)
         except BusUnavailable:
             return  # not acked: the broker redelivers it once we are back
-        log.info("retry_scheduled", step=step, delay=self.retry_delays[step], error=error)
+        log.info("retry_scheduled", step=step, delay=delay, error=error)
         if await _ack(message):
             self.metrics.child(self.metrics.retries, self.service, sub.names.work).inc()
             self.metrics.child(
                 self.metrics.consumed, self.service, sub.names.work, event_type, "retried"
+            ).inc()
+
+    async def _defer(
+        self,
+        sub: Subscription,
+        message: AbstractIncomingMessage,
+        defer: Defer,
+        attempts_so_far: int,
+        event_type: str,
+    ) -> None:
+        steps = sub.defer_steps or sub.retry_delays
+        # the longest step when none is long enough: the handler defers again on return
+        delay = next((d for d in steps if d >= defer.after), steps[-1])
+        copy = _copy(message, {h.ATTEMPT: attempts_so_far})
+        try:
+            await self.send_to_queue(sub.names.retry(delay), copy, label=event_type)
+        except BusUnavailable:
+            return
+        log.debug("deferred", delay=delay, wanted=defer.after, reason=defer.reason)
+        if await _ack(message):
+            self.metrics.child(
+                self.metrics.consumed, self.service, sub.names.work, event_type, "deferred"
             ).inc()
 
     async def _park(

@@ -23,7 +23,7 @@ def clip(text: str) -> str:
 
 
 def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
-    """The same message (body, ids, type, time), persistent, with ``headers``."""
+    """The same message (body, ids, type, time, priority), persistent, with ``headers``."""
     return aio_pika.Message(
         body=message.body,
         headers=headers,
@@ -34,4 +34,5 @@ def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> a
         type=message.type,
         timestamp=message.timestamp,
         app_id=message.app_id,
+        priority=message.priority,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
@@ -76,6 +77,8 @@ async def declare_work_queue(
     names: QueueNames,
     bindings: Iterable[str],
     delays: Sequence[float],
+    *,
+    max_priority: int | None = None,
 ) -> AbstractQueue:
     # Each delay queue holds messages for one fixed TTL and then dead-letters them
     # straight back to the work queue through the default exchange: no plugin, no
@@ -92,7 +95,8 @@ async def declare_work_queue(
             },
         )
     await channel.declare_queue(names.parked, durable=True)
-    queue = await channel.declare_queue(names.work, durable=True)
+    arguments: dict[str, Any] | None = {"x-max-priority": max_priority} if max_priority else None
+    queue = await channel.declare_queue(names.work, durable=True, arguments=arguments)
     for key in bindings:
         await queue.bind(exchange, routing_key=key)
     return queue

@@ -213,6 +213,18 @@ class DigestDue(Payload):
     window_end: datetime
 
 
+class DeliveryDue(Payload):
+    """Internal to the dispatcher: one delivery (a notification on one endpoint) is
+    due. Travels with its notification's priority, so urgent ones overtake."""
+
+    event_type = "delivery.due"
+    delivery_id: str = NonEmpty
+    notification_id: str = NonEmpty
+    user_id: str = NonEmpty
+    channel: str = NonEmpty
+    priority: Priority = Priority.NORMAL
+
+
 ALL_PAYLOADS: tuple[type[Payload], ...] = (
     UserSignedUp,
     UserDeleted,
@@ -231,6 +243,7 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     Tick,
     ReminderDue,
     DigestDue,
+    DeliveryDue,
 )
 _BY_TYPE = {model.event_type: model for model in ALL_PAYLOADS}
 

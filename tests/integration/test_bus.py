@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import aio_pika
 
 from shared.bus import Bus, list_parked
-from shared.errors import Permanent, Retry
+from shared.errors import Defer, Permanent, Retry
 from shared.events import Event
 from shared.settings import Settings
 from tests.support import eventually, notification, publish_raw, queue_depth
@@ -194,3 +195,53 @@ async def test_malformed_and_invalid_messages_are_parked_and_consumer_keeps_goin
     assert schema.reason == "invalid"
     assert "data.user_id: Field required" in schema.error
     assert await queue_depth(url, bus.queues[0]) == 0
+
+
+async def test_defer_waits_without_spending_an_attempt(
+    bus_factory: Callable[..., Bus], settings: Settings
+) -> None:
+    """A handler that is told "not yet" five times (more than the two retry steps)
+    is neither parked nor counted as failing; it runs once the wait is over."""
+    seen: list[float] = []
+
+    async def rate_limited(event: Event[Any]) -> None:
+        seen.append(time.monotonic())
+        if len(seen) <= 5:
+            raise Defer(0.05, "rate limited")
+
+    bus = bus_factory("dispatcher")
+    bus.subscribe("notifications", {"notification.requested": rate_limited}, defer_steps=[0.1, 1.0])
+    await bus.start(wait=10)
+    await bus.publish(notification())
+
+    await eventually(lambda: len(seen) == 6, what="the sixth, successful run")
+    assert all(b - a >= 0.09 for a, b in itertools.pairwise(seen))
+    assert bus.metrics.retries.labels("dispatcher", bus.queues[0])._value.get() == 0
+    assert await list_parked_for(settings, bus) == []
+
+
+async def test_urgent_overtakes_a_backlog_of_low_priority_messages(
+    bus_factory: Callable[..., Bus],
+) -> None:
+    order: list[str] = []
+    backlog = 300
+
+    async def record(event: Event[Any]) -> None:
+        order.append(event.data.priority.value)
+
+    producer = bus_factory("gateway")
+    await producer.start(wait=10)
+    # declare the priority queue first, then fill it while nobody consumes
+    first = bus_factory("dispatcher", prefetch=1)
+    first.subscribe("notifications", {"notification.requested": record}, priorities=True)
+    await first.start(wait=10)
+    await first.stop()
+    order.clear()
+    await asyncio.gather(*(producer.publish(notification(priority="low")) for _ in range(backlog)))
+    await producer.publish(notification(priority="urgent"))
+
+    consumer = bus_factory("dispatcher", prefetch=1)
+    consumer.subscribe("notifications", {"notification.requested": record}, priorities=True)
+    await consumer.start(wait=10)
+    await eventually(lambda: "urgent" in order, what="the urgent message")
+    assert order.index("urgent") <= 1  # at most the one message already in flight
