@@ -332,6 +332,14 @@ def test_welcome_without_a_name(renderer: Renderer) -> None:
     assert "digest" not in out.text.split("\n\n")[2]
 
 
+def test_welcome_without_a_preferences_link_still_says_where_to_look(renderer: Renderer) -> None:
+    out = renderer.render("welcome", name="Ada")
+    assert "in your notification settings." in out.text
+    assert "in your notification settings." in out.html
+    assert "href=" not in out.html
+    assert "http" not in out.text
+
+
 def test_test_message_names_the_channel(renderer: Renderer) -> None:
     out = renderer.render("test", channel="Telegram")
     assert out.title == "Test notification: Telegram works"
