@@ -19,24 +19,18 @@ from .handlers import (
     on_user_deleted,
     on_user_signed_up,
 )
-from .url_guard import UrlGuard
-
-HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+from .safe_http import guarded_client
 
 
-def build_channels(http: httpx.AsyncClient, guard: UrlGuard) -> dict[str, Channel]:
-    return {WebhookChannel.name: WebhookChannel(http, guard)}
+def build_channels(http: httpx.AsyncClient) -> dict[str, Channel]:
+    return {WebhookChannel.name: WebhookChannel(http)}
 
 
 @contextlib.asynccontextmanager
 async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
-    async with httpx.AsyncClient(
-        timeout=HTTP_TIMEOUT,
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-    ) as http:
-        guard = UrlGuard(runtime.settings.allow_private_urls)
-        deps = DispatcherDeps(runtime.pool, runtime.bus, build_channels(http, guard))
+    settings = runtime.settings
+    async with guarded_client(settings.allow_private_urls, timeout=settings.http_timeout) as http:
+        deps = DispatcherDeps(runtime.pool, runtime.bus, build_channels(http))
         runtime.bus.subscribe(
             catalog.DISPATCHER_USERS,
             {

@@ -2,7 +2,9 @@
 
 The signature is ``v1,`` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")), where
 the key is the base64 part of the endpoint's ``whsec_`` secret. ``webhook-id`` is the
-delivery id, the same on every retry, so receivers can drop duplicates.
+delivery id, the same on every retry, so receivers can drop duplicates. The URL is
+the user's: the client handed in must be the guarded one (``safe_http.guarded_client``),
+which refuses non-public addresses when it connects.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from typing import ClassVar
 import httpx
 
 from shared.endpoints import Endpoint
-from shared.errors import Retry
 
-from ..url_guard import UnsafeUrl, UrlGuard
 from ._base import DeliveryResult, Notification, classify_http, delivery_id
+from ._http import call
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
 
@@ -47,19 +48,12 @@ def webhook_body(notification: Notification) -> bytes:
 class WebhookChannel:
     name: ClassVar[str] = "webhook"
 
-    def __init__(self, http: httpx.AsyncClient, guard: UrlGuard) -> None:
+    def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
-        self._guard = guard
 
     async def send(self, notification: Notification, endpoint: Endpoint) -> DeliveryResult:
         if not endpoint.url or not endpoint.secret:
             return DeliveryResult.permanent("webhook endpoint has no url or secret")
-        try:
-            await self._guard.check(endpoint.url)
-        except UnsafeUrl as exc:
-            return DeliveryResult.permanent(exc.reason)
-        except Retry as exc:
-            return DeliveryResult.transient(exc.reason)
         body = webhook_body(notification)
         msg_id = f"msg_{delivery_id(notification.id, endpoint.id).hex}"
         timestamp = int(time.time())
@@ -70,12 +64,7 @@ class WebhookChannel:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(endpoint.secret, msg_id, timestamp, body),
         }
-        try:
-            response = await self._http.post(
-                endpoint.url, content=body, headers=headers, follow_redirects=False
-            )
-        except httpx.TimeoutException as exc:
-            return DeliveryResult.transient(f"timeout: {type(exc).__name__}")
-        except httpx.TransportError as exc:
-            return DeliveryResult.transient(f"connection error: {type(exc).__name__}: {exc}")
+        response = await call(self._http, "POST", endpoint.url, content=body, headers=headers)
+        if isinstance(response, DeliveryResult):
+            return response
         return classify_http(response.status_code, response.headers.get("retry-after"))
