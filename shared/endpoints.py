@@ -11,7 +11,7 @@ import asyncpg
 
 from shared.db import Connection
 
-ENDPOINT_TYPES = frozenset({"webhook", "discord", "slack", "teams", "telegram"})
+ENDPOINT_TYPES = frozenset({"webhook", "discord", "slack", "teams", "telegram", "apprise"})
 
 
 @dataclass(frozen=True)

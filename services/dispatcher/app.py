@@ -1,4 +1,5 @@
-"""Wire the dispatcher: HTTP client, channels, handlers on the bus."""
+"""Wire the dispatcher: HTTP clients, mail transport, channels, renderer, the
+intake and delivery handlers on the bus, and the releaser of held deliveries."""
 
 from __future__ import annotations
 
@@ -6,40 +7,121 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator
 
-import httpx
+import asyncpg
+import structlog
 
 from shared.bus import catalog
 from shared.runner import Background, Runtime
+from shared.settings import Settings
 
+from . import handlers as h
 from .channels import Channel
+from .channels.apprise_bridge import AppriseChannel
+from .channels.discord import DiscordChannel
+from .channels.email import EmailChannel
+from .channels.inapp import InAppChannel
+from .channels.registry import ChannelContext, instantiate, load_channel_classes
+from .channels.slack import SlackChannel
+from .channels.teams import TeamsChannel
+from .channels.telegram import TelegramChannel
 from .channels.webhook import WebhookChannel
-from .handlers import (
-    DispatcherDeps,
-    on_notification_requested,
-    on_user_deleted,
-    on_user_signed_up,
-)
-from .safe_http import guarded_client
+from .delivery import DeliveryDeps, on_delivery_due
+from .mail import MailTransport, build_transport
+from .metrics import DispatcherMetrics
+from .releaser import run_releaser
+from .rendering import Renderer
+from .safe_http import guarded_client, trusted_client
+
+log = structlog.get_logger("herald.dispatcher")
+
+# Waits a rate-limited delivery can be parked for, without spending an attempt.
+DEFER_STEPS = (1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 1800.0)
 
 
-def build_channels(http: httpx.AsyncClient) -> dict[str, Channel]:
-    return {WebhookChannel.name: WebhookChannel(http)}
+def build_channels(
+    context: ChannelContext, mail: MailTransport, pool: asyncpg.Pool
+) -> dict[str, Channel]:
+    """The built-in channels that are configured, then custom ones (which may
+    replace a built-in of the same name). A channel left out is reported as
+    skipped by the delivery stage."""
+    s, guarded = context.settings, context.http_guarded
+    channels: dict[str, Channel] = {
+        "email": EmailChannel(mail, s.mail_from),
+        "inapp": InAppChannel(pool),
+        "webhook": WebhookChannel(guarded),
+        "discord": DiscordChannel(guarded),
+        "slack": SlackChannel(guarded),
+        "teams": TeamsChannel(guarded),
+        "apprise": AppriseChannel.from_context(context),
+    }
+    if s.telegram_bot_token is not None:
+        channels["telegram"] = TelegramChannel(
+            context.http_trusted, s.telegram_bot_token.get_secret_value(), s.telegram_api_url
+        )
+    for name, cls in load_channel_classes(s).items():
+        channels[name] = instantiate(cls, context)
+    return channels
+
+
+def subscribe(runtime: Runtime, intake: h.IntakeDeps, delivery: DeliveryDeps) -> None:
+    bus, settings = runtime.bus, runtime.settings
+    bus.subscribe(
+        catalog.DISPATCHER_USERS,
+        {
+            "user.signed_up": functools.partial(h.on_user_signed_up, deps=intake),
+            "user.deleted": functools.partial(h.on_user_deleted, deps=intake),
+            "meeting.scheduled": functools.partial(h.on_meeting_changed, deps=intake),
+            "meeting.cancelled": functools.partial(h.on_meeting_changed, deps=intake),
+        },
+    )
+    bus.subscribe(
+        catalog.DISPATCHER_NOTIFICATIONS,
+        {
+            "notification.requested": functools.partial(h.on_notification_requested, deps=intake),
+            "match.found": functools.partial(h.on_match_found, deps=intake),
+            "application.status_changed": functools.partial(
+                h.on_application_status_changed, deps=intake
+            ),
+            "reminder.due": functools.partial(h.on_reminder_due, deps=intake),
+            "digest.due": functools.partial(h.on_digest_due, deps=intake),
+        },
+        priorities=True,
+    )
+    bus.subscribe(
+        catalog.DISPATCHER_DELIVERIES,
+        {"delivery.due": functools.partial(on_delivery_due, deps=delivery)},
+        priorities=True,
+        retry_delays=settings.delivery_retry_delays,
+        defer_steps=DEFER_STEPS,
+    )
+
+
+def configured(settings: Settings) -> dict[str, str]:
+    """What the start-up log says about mail (never a secret)."""
+    if settings.smtp_host:
+        return {"mail": f"smtp {settings.smtp_host}:{settings.smtp_port}"}
+    if settings.sendgrid_api_key:
+        return {"mail": "sendgrid"}
+    return {"mail": f"outbox {settings.outbox_dir}"}
 
 
 @contextlib.asynccontextmanager
 async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
     settings = runtime.settings
-    async with guarded_client(settings.allow_private_urls, timeout=settings.http_timeout) as http:
-        deps = DispatcherDeps(runtime.pool, runtime.bus, build_channels(http))
-        runtime.bus.subscribe(
-            catalog.DISPATCHER_USERS,
-            {
-                "user.signed_up": functools.partial(on_user_signed_up, deps=deps),
-                "user.deleted": functools.partial(on_user_deleted, deps=deps),
-            },
-        )
-        runtime.bus.subscribe(
-            catalog.DISPATCHER_NOTIFICATIONS,
-            {"notification.requested": functools.partial(on_notification_requested, deps=deps)},
-        )
-        yield []
+    metrics = DispatcherMetrics.on(runtime.metrics)
+    renderer = Renderer(settings.templates_dir)
+    async with (
+        guarded_client(settings.allow_private_urls, timeout=settings.http_timeout) as guarded,
+        trusted_client(timeout=settings.http_timeout) as trusted,
+    ):
+        context = ChannelContext(settings, guarded, trusted)
+        mail = build_transport(settings, trusted)
+        try:
+            channels = build_channels(context, mail, runtime.pool)
+            log.info("channels_ready", channels=sorted(channels), **configured(settings))
+            intake = h.IntakeDeps(runtime.pool, runtime.bus, renderer, settings, metrics)
+            delivery = DeliveryDeps(runtime.pool, runtime.bus, channels, settings, metrics)
+            subscribe(runtime, intake, delivery)
+            yield [run_releaser(runtime.pool, runtime.bus)]
+        finally:
+            await mail.close()

@@ -1,152 +1,572 @@
-"""Dispatcher handlers: plain async functions, one per event type."""
+"""Intake: domain events become notifications and planned deliveries.
+
+Each handler decides whether the user wants to hear about it (preferences), words
+it (templates), records it once (de-duplication; a redelivered event finds its own
+rows) and hands the deliveries that are due to the delivery queue. Sending happens
+in ``delivery.py``.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import structlog
 
+from shared import signing
 from shared.bus import Bus
-from shared.endpoints import enabled_endpoints
+from shared.db import Connection
 from shared.errors import Retry
 from shared.events import (
+    ApplicationStatusChanged,
+    DigestDue,
     Event,
-    NotificationDelivered,
-    NotificationFailed,
+    MatchFound,
+    MeetingCancelled,
+    MeetingScheduled,
+    ReminderDue,
     RequestNotification,
     UserDeleted,
     UserSignedUp,
     derived_id,
-    new_event,
 )
+from shared.settings import Settings
 
-from . import history
-from .channels import Channel, DeliveryResult, Notification, Outcome
+from . import history, recipients
+from .calendar import meeting_ics
+from .channels import Attachment, Notification
+from .content import JobItem, rank_digest
+from .delivery import UNSUBSCRIBE, publish_due
+from .metrics import DispatcherMetrics
+from .planner import plan
+from .policy import EMAIL, INAPP, DedupStrategy, route_match
+from .recipients import Recipient
+from .rendering import Renderer
 
 log = structlog.get_logger("herald.dispatcher")
 
-SOURCE = "herald/dispatcher"
+# Reminders about an application stop once it reaches one of these.
+FINAL_STATUSES = frozenset({"withdrawn", "rejected", "hired"})
+DIGEST_SIZE = 10
 
 
 @dataclass(frozen=True)
-class DispatcherDeps:
+class IntakeDeps:
     pool: asyncpg.Pool
     bus: Bus
-    channels: Mapping[str, Channel]
+    renderer: Renderer
+    settings: Settings
+    metrics: DispatcherMetrics
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def strategy(self, notification_type: str) -> DedupStrategy:
+        return DedupStrategy(self.settings.dedup_strategies.get(notification_type, "default"))
+
+    def unsubscribe_url(self, user_id: str) -> str:
+        secret = self.settings.secret_key
+        assert secret is not None
+        token = signing.sign(secret.get_secret_value(), UNSUBSCRIBE, user_id)
+        return f"{self.settings.public_url.rstrip('/')}/v1/unsubscribe/{token}"
 
 
-async def on_user_signed_up(event: Event[UserSignedUp], deps: DispatcherDeps) -> None:
-    user = event.data
-    await deps.pool.execute(
-        """INSERT INTO users (user_id, email, name, timezone, locale)
-           VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
-               timezone = EXCLUDED.timezone, locale = EXCLUDED.locale, updated_at = now()""",
-        user.user_id,
-        user.email,
-        user.name,
-        user.timezone,
-        user.locale,
+@dataclass(frozen=True)
+class Compose:
+    """Everything one notification needs before it is planned."""
+
+    event: Event[Any]
+    recipient: Recipient
+    kind: str
+    type: str
+    subject: str
+    context: dict[str, Any]
+    priority: str = "normal"
+    link: str | None = None
+    data: dict[str, Any] | None = None
+    job_id: str | None = None
+    score: float | None = None
+    attachments: tuple[Attachment, ...] = ()
+    repeatable: bool = False
+    only: tuple[str, ...] | list[str] | None = None
+    deliver_at: datetime | None = None
+    id_parts: tuple[str, ...] = ()
+
+
+async def _notify(conn: Connection, deps: IntakeDeps, c: Compose) -> list[history.Due]:
+    """Render, record and plan one notification; the deliveries due now."""
+    user = c.recipient
+    # chat and inbox get the text without e-mail footers; e-mail gets the HTML
+    # with its unsubscribe link
+    plain = deps.renderer.render(c.kind, name=user.name, **c.context)
+    mail = deps.renderer.render(
+        c.kind, name=user.name, unsubscribe_url=deps.unsubscribe_url(user.user_id), **c.context
     )
-    log.info("user_recorded", user_id=user.user_id)
-
-
-async def on_user_deleted(event: Event[UserDeleted], deps: DispatcherDeps) -> None:
-    # Endpoints, notifications and deliveries go with the user (ON DELETE CASCADE).
-    await deps.pool.execute("DELETE FROM users WHERE user_id = $1", event.data.user_id)
-    log.info("user_erased", user_id=event.data.user_id)
-
-
-async def on_notification_requested(
-    event: Event[RequestNotification], deps: DispatcherDeps
-) -> None:
-    request = event.data
-    draft = Notification(
-        id=uuid.UUID(derived_id("notification", event.id)),
-        user_id=request.user_id,
-        type=request.type,
-        title=request.title,
-        body=request.body,
-        priority=request.priority.value,
-        created_at=event.time,
-        data=request.data,
+    notification = Notification(
+        id=uuid.UUID(derived_id("notification", c.event.id, *c.id_parts)),
+        user_id=user.user_id,
+        type=c.type,
+        title=plain.title,
+        body=plain.text,
+        priority=c.priority,
+        created_at=deps.clock(),
+        data=c.data or {},
+        html=mail.html,
+        link=c.link,
+        attachments=c.attachments,
     )
+    planned = await plan(
+        conn,
+        history.Draft(notification, c.kind, c.subject, c.job_id, c.score),
+        user,
+        strategy=deps.strategy(c.type),
+        repeatable=c.repeatable,
+        only=c.only,
+        deliver_at=c.deliver_at,
+        source_event_id=c.event.id,
+        correlation_id=c.event.correlation_id,
+        now=deps.clock(),
+    )
+    deps.metrics.notifications.labels(deps.bus.service, c.kind, planned.outcome).inc()
+    if planned.outcome == "duplicate":
+        log.info("notification_deduplicated", kind=c.kind, subject=c.subject)
+    return planned.due
+
+
+async def _recipient(conn: Connection, user_id: str) -> Recipient:
+    found = await recipients.load(conn, user_id)
+    if found is None:
+        # user.signed_up travels on another queue and may simply not be here yet
+        raise Retry(f"user {user_id!r} is not known (no user.signed_up yet)")
+    return found
+
+
+def _suppressed(deps: IntakeDeps, kind: str, why: str) -> None:
+    deps.metrics.notifications.labels(deps.bus.service, kind, "suppressed").inc()
+    log.info("notification_suppressed", kind=kind, reason=why)
+
+
+# -- users ----------------------------------------------------------------------
+
+
+async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> None:
+    u = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        if not await history.user_exists(conn, request.user_id):
-            # user.signed_up travels on another queue and may simply not be here yet.
-            raise Retry(f"user {request.user_id!r} is not known (no user.signed_up yet)")
-        notification = await history.record_notification(
-            conn, draft, source_event_id=event.id, correlation_id=event.correlation_id
+        await recipients.record_user(conn, u.user_id, u.email, u.name, u.timezone, u.locale)
+        recipient = await _recipient(conn, u.user_id)
+        # the welcome is aggressive-deduplicated on the user: a repeated sign-up
+        # (an e-mail change re-sent by the product) never welcomes twice
+        due = await _notify(
+            conn,
+            deps,
+            Compose(event, recipient, "welcome", "welcome", u.user_id, {}, id_parts=("welcome",)),
         )
-        endpoints = [
-            e
-            for e in await enabled_endpoints(conn, request.user_id)
-            if request.channels is None or e.type in request.channels
-        ]
-        await history.plan_deliveries(conn, notification, endpoints)
+    await publish_due(deps.bus, due, event.correlation_id)
+    log.info("user_recorded", user_id=u.user_id)
 
+
+async def on_user_deleted(event: Event[UserDeleted], deps: IntakeDeps) -> None:
+    user_id = event.data.user_id
+    async with deps.pool.acquire() as conn, conn.transaction():
+        # preferences, endpoints, notifications, deliveries, marks, digest items,
+        # meetings and applications all go with the user (ON DELETE CASCADE)
+        await conn.execute("DELETE FROM users WHERE user_id = $1", user_id)
+        await conn.execute("DELETE FROM rate_limits WHERE key = $1", f"user:{user_id}")
+    log.info("user_erased", user_id=user_id)
+
+
+# -- explicit requests ------------------------------------------------------------
+
+
+async def on_notification_requested(event: Event[RequestNotification], deps: IntakeDeps) -> None:
+    r = event.data
+    async with deps.pool.acquire() as conn, conn.transaction():
+        recipient = await _recipient(conn, r.user_id)
+        link = r.data.get("url") if isinstance(r.data.get("url"), str) else None
+        due = await _notify(
+            conn,
+            deps,
+            Compose(
+                event,
+                recipient,
+                "generic",
+                r.type,
+                r.dedup_key or r.type,
+                {"title": r.title, "body": r.body, "link": link},
+                priority=r.priority.value,
+                link=link,
+                data=r.data,
+                only=r.channels,
+                deliver_at=r.deliver_at,
+            ),
+        )
+    await publish_due(deps.bus, due, event.correlation_id)
+
+
+# -- matches ----------------------------------------------------------------------
+
+
+async def _job(conn: Connection, job_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT job_id, title, company, location, remote, salary_min, salary_max,
+                  currency, url, closed_at, expires_at,
+                  closed_at IS NULL AND (expires_at IS NULL OR expires_at > now()) AS open
+           FROM jobs WHERE job_id = $1""",
+        job_id,
+    )
+
+
+def _job_item(job: asyncpg.Record, match: MatchFound | dict[str, Any]) -> JobItem:
+    m = match if isinstance(match, dict) else match.model_dump(mode="json")
+    return JobItem(
+        job_id=job["job_id"],
+        title=job["title"],
+        company=job["company"],
+        location=job["location"],
+        remote=job["remote"],
+        salary_min=float(job["salary_min"]) if job["salary_min"] is not None else None,
+        salary_max=float(job["salary_max"]) if job["salary_max"] is not None else None,
+        currency=job["currency"],
+        url=job["url"],
+        score=float(m["score"]),
+        matched_skills=tuple(m.get("matched_skills", ())),
+        missing_skills=tuple(m.get("missing_skills", ())),
+        score_parts=dict(m.get("score_parts", {})),
+    )
+
+
+async def on_match_found(event: Event[MatchFound], deps: IntakeDeps) -> None:
+    m = event.data
+    async with deps.pool.acquire() as conn, conn.transaction():
+        recipient = await _recipient(conn, m.user_id)
+        route = route_match(recipient.prefs, m.score)
+        if route is None:
+            _suppressed(deps, "job_match", "preferences")
+            return
+        job = await _job(conn, m.job_id)
+        if job is None:
+            # the matcher stores a job before it matches it; a job that is gone
+            # was closed and erased in between
+            _suppressed(deps, "job_match", "job unknown")
+            return
+        if not job["open"]:
+            _suppressed(deps, "job_match", "job closed or expired")
+            return
+        item = _job_item(job, m)
+        if route.digest:
+            await conn.execute(
+                """INSERT INTO digest_items AS d (user_id, job_id, match_id, score, data)
+                   VALUES ($1, $2, $3, $4, $5::jsonb)
+                   ON CONFLICT (user_id, job_id) DO UPDATE
+                   SET score = GREATEST(d.score, EXCLUDED.score), data = EXCLUDED.data,
+                       digested_at = NULL
+                   WHERE EXCLUDED.score > d.score OR d.digested_at IS NOT NULL""",
+                m.user_id,
+                m.job_id,
+                m.match_id,
+                m.score,
+                json.dumps(m.model_dump(mode="json")),
+            )
+            deps.metrics.notifications.labels(deps.bus.service, "job_match", "digest").inc()
+        due: list[history.Due] = []
+        if route.channels is None or route.channels:
+            due = await _notify(
+                conn,
+                deps,
+                Compose(
+                    event,
+                    recipient,
+                    "job_match",
+                    "job_match",
+                    m.job_id,
+                    {"items": [item]},
+                    link=item.url,
+                    data={
+                        "match_id": m.match_id,
+                        "job_id": m.job_id,
+                        "score": m.score,
+                        "reason": m.reason,
+                        "fields": _job_fields(item),
+                    },
+                    job_id=m.job_id,
+                    score=m.score,
+                    repeatable=m.reason == "score_improved",
+                    only=route.channels,
+                ),
+            )
+    await publish_due(deps.bus, due, event.correlation_id)
+
+
+def _job_fields(item: JobItem) -> dict[str, str]:
+    """Name → value pairs chat channels show as fields (Discord, Teams)."""
+    fields = {"Company": item.company}
+    if item.location_text:
+        fields["Location"] = item.location_text
+    if item.salary_text:
+        fields["Salary"] = item.salary_text
+    if item.score_percent is not None:
+        fields["Match"] = f"{item.score_percent}%"
+    return fields
+
+
+# -- applications and meetings ----------------------------------------------------
+
+
+async def on_application_status_changed(
+    event: Event[ApplicationStatusChanged], deps: IntakeDeps
+) -> None:
+    a = event.data
+    async with deps.pool.acquire() as conn, conn.transaction():
+        recipient = await _recipient(conn, a.user_id)
+        newer = await conn.fetchval(
+            """INSERT INTO applications AS a (application_id, user_id, job_id, status, as_of)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (application_id) DO UPDATE
+               SET status = EXCLUDED.status, as_of = EXCLUDED.as_of
+               WHERE a.as_of <= EXCLUDED.as_of
+               RETURNING true""",
+            a.application_id,
+            a.user_id,
+            a.job_id,
+            a.new_status.value,
+            event.time,
+        )
+        if not newer:
+            _suppressed(deps, "application_status", "an older status change")
+            return
+        if not recipient.prefs.wants("application_status"):
+            _suppressed(deps, "application_status", "preferences")
+            return
+        job = await _job(conn, a.job_id)
+        due = await _notify(
+            conn,
+            deps,
+            Compose(
+                event,
+                recipient,
+                "application_status",
+                "application_status",
+                a.application_id,
+                {
+                    "new_status": a.new_status.value,
+                    "old_status": a.old_status.value if a.old_status else None,
+                    "job_title": job["title"] if job else "the job",
+                    "company": job["company"] if job else "the company",
+                    "job_url": job["url"] if job else None,
+                    "note": a.note,
+                },
+                link=job["url"] if job else None,
+                data={
+                    "application_id": a.application_id,
+                    "job_id": a.job_id,
+                    "status": a.new_status.value,
+                },
+                job_id=a.job_id,
+                repeatable=True,
+            ),
+        )
+    await publish_due(deps.bus, due, event.correlation_id)
+
+
+async def on_meeting_changed(
+    event: Event[MeetingScheduled] | Event[MeetingCancelled], deps: IntakeDeps
+) -> None:
+    """Keep the dispatcher's copy of a meeting, for wording its reminders."""
+    m = event.data
     async with deps.pool.acquire() as conn:
-        pending = await history.pending_deliveries(conn, notification.id)
-    results = await asyncio.gather(
-        *(_deliver(notification, d, deps, event.correlation_id) for d in pending)
+        await _recipient(conn, m.user_id)
+    await deps.pool.execute(
+        """INSERT INTO meetings AS m
+               (meeting_id, user_id, title, starts_at, ends_at, join_url, cancelled, as_of)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (meeting_id) DO UPDATE
+           SET title = EXCLUDED.title, starts_at = EXCLUDED.starts_at,
+               ends_at = EXCLUDED.ends_at, join_url = EXCLUDED.join_url,
+               cancelled = EXCLUDED.cancelled, as_of = EXCLUDED.as_of,
+               sequence = m.sequence + 1
+           WHERE m.as_of <= EXCLUDED.as_of""",
+        m.meeting_id,
+        m.user_id,
+        m.title,
+        m.starts_at,
+        m.ends_at,
+        str(m.join_url) if m.join_url else None,
+        isinstance(m, MeetingCancelled),
+        event.time,
     )
-    waits = [r.retry_after or 0.0 for r in results if r.outcome is Outcome.TRANSIENT]
-    if waits:
-        raise Retry(
-            f"{len(waits)} of {len(results)} deliveries failed transiently",
-            after=max(waits) or None,
-        )
 
 
-async def _deliver(
-    notification: Notification,
-    delivery: history.PendingDelivery,
-    deps: DispatcherDeps,
-    correlation_id: str,
-) -> DeliveryResult:
-    channel = deps.channels.get(delivery.endpoint.type)
-    if channel is None:
-        result = DeliveryResult.skipped(f"channel {delivery.endpoint.type!r} is not configured")
-    else:
-        result = await channel.send(notification, delivery.endpoint)
-    async with deps.pool.acquire() as conn:
-        row = await history.record_attempt(conn, delivery.id, result)
-    log.info(
-        "delivery_attempted",
-        notification_id=str(notification.id),
-        channel=delivery.endpoint.type,
-        outcome=result.outcome.value,
-        detail=result.detail,
-        attempts=row["attempts"],
+async def on_reminder_due(event: Event[ReminderDue], deps: IntakeDeps) -> None:
+    r = event.data
+    async with deps.pool.acquire() as conn, conn.transaction():
+        recipient = await _recipient(conn, r.user_id)
+        if not recipient.prefs.wants("reminder"):
+            _suppressed(deps, "reminder", "preferences")
+            return
+        if r.kind.startswith("meeting"):
+            compose = await _meeting_reminder(conn, event, recipient, deps)
+        else:
+            compose = await _application_reminder(conn, event, recipient)
+        if compose is None:
+            return
+        due = await _notify(conn, deps, compose)
+    await publish_due(deps.bus, due, event.correlation_id)
+
+
+async def _meeting_reminder(
+    conn: Connection, event: Event[ReminderDue], recipient: Recipient, deps: IntakeDeps
+) -> Compose | None:
+    r = event.data
+    meeting = await conn.fetchrow("SELECT * FROM meetings WHERE meeting_id = $1", r.subject_id)
+    if meeting is None:
+        raise Retry(f"meeting {r.subject_id!r} is not known yet")
+    if meeting["cancelled"] or meeting["starts_at"] <= deps.clock():
+        _suppressed(deps, "meeting_reminder", "meeting cancelled or over")
+        return None
+    hours = (meeting["starts_at"] - r.due_at).total_seconds() / 3600
+    lead = "1h" if hours < 6 else "24h"
+    invite = meeting_ics(
+        uid=f"{meeting['meeting_id']}@herald",
+        title=meeting["title"],
+        starts_at=meeting["starts_at"],
+        ends_at=meeting["ends_at"],
+        join_url=meeting["join_url"],
+        organizer_email=_address(deps.settings.mail_from),
+        attendee_email=recipient.email,
+        sequence=meeting["sequence"],
     )
-    if result.outcome is Outcome.DELIVERED:
-        payload: NotificationDelivered = NotificationDelivered(
-            notification_id=str(notification.id),
-            user_id=notification.user_id,
-            channel=delivery.endpoint.type,
-            attempts=row["attempts"],
-        )
-    elif result.outcome is Outcome.PERMANENT:
-        payload = NotificationFailed(
-            notification_id=str(notification.id),
-            user_id=notification.user_id,
-            channel=delivery.endpoint.type,
-            attempts=row["attempts"],
-            error=result.detail,
-        )
-    else:
-        return result
-    await deps.bus.publish(
-        new_event(
-            payload,
-            source=SOURCE,
-            id=derived_id(payload.event_type, str(delivery.id)),
-            subject=notification.user_id,
-            correlation_id=correlation_id,
-        )
+    return Compose(
+        event,
+        recipient,
+        "meeting_reminder",
+        "meeting_reminder",
+        r.reminder_id,
+        {
+            "title": meeting["title"],
+            "starts_at": meeting["starts_at"],
+            "ends_at": meeting["ends_at"],
+            "timezone": recipient.prefs.timezone,
+            "lead": lead,
+            "join_url": meeting["join_url"],
+        },
+        priority="high",
+        link=meeting["join_url"],
+        data={"meeting_id": meeting["meeting_id"], "starts_at": meeting["starts_at"].isoformat()},
+        attachments=(invite,),
     )
-    return result
+
+
+async def _application_reminder(
+    conn: Connection, event: Event[ReminderDue], recipient: Recipient
+) -> Compose | None:
+    r = event.data
+    application = await conn.fetchrow(
+        "SELECT status, job_id FROM applications WHERE application_id = $1", r.subject_id
+    )
+    if application is not None and application["status"] in FINAL_STATUSES:
+        log.info("reminder_dropped", reason=f"application {application['status']}")
+        return None
+    job = await _job(conn, application["job_id"]) if application else None
+    what = f"{job['title']} at {job['company']}" if job else "your application"
+    return Compose(
+        event,
+        recipient,
+        "generic",
+        "reminder",
+        r.reminder_id,
+        {
+            "title": f"Reminder: {what}",
+            "body": f"This is your {r.kind.replace('_', ' ')} reminder about {what}.",
+            "link": job["url"] if job else None,
+        },
+        link=job["url"] if job else None,
+        data={"reminder_id": r.reminder_id, "kind": r.kind, "subject_id": r.subject_id},
+    )
+
+
+def _address(mail_from: str) -> str:
+    return mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
+
+
+# -- digests --------------------------------------------------------------------
+
+
+async def on_digest_due(event: Event[DigestDue], deps: IntakeDeps) -> None:
+    d = event.data
+    async with deps.pool.acquire() as conn, conn.transaction():
+        recipient = await _recipient(conn, d.user_id)
+        if not recipient.prefs.wants("digest") or recipient.prefs.digest_frequency == "off":
+            _suppressed(deps, "digest", "preferences")
+            return
+        rows = await conn.fetch(
+            """SELECT i.job_id, i.data, j.job_id IS NOT NULL
+                      AND j.closed_at IS NULL
+                      AND (j.expires_at IS NULL OR j.expires_at > now()) AS open,
+                      j.title, j.company, j.location, j.remote, j.salary_min, j.salary_max,
+                      j.currency, j.url
+               FROM digest_items i LEFT JOIN jobs j USING (job_id)
+               WHERE i.user_id = $1 AND i.digested_at IS NULL AND i.created_at < $2
+               FOR UPDATE OF i""",
+            d.user_id,
+            d.window_end,
+        )
+        read = {
+            r["job_id"]
+            for r in await conn.fetch(
+                """SELECT job_id FROM notifications
+                   WHERE user_id = $1 AND job_id IS NOT NULL AND read_at IS NOT NULL""",
+                d.user_id,
+            )
+        }
+        # freshness at send time: a job closed or expired since it matched is left out
+        items = rank_digest(
+            [_job_item(r, json.loads(r["data"])) for r in rows if r["open"]],
+            read_job_ids=read,
+            limit=DIGEST_SIZE,
+        )
+        counts = await conn.fetchrow(
+            """SELECT
+                 (SELECT count(*) FROM jobs WHERE posted_at >= $2 AND posted_at < $3) AS jobs,
+                 (SELECT count(*) FROM digest_items WHERE user_id = $1
+                    AND created_at >= $2 AND created_at < $3) AS matches,
+                 (SELECT count(*) FROM notifications WHERE user_id = $1
+                    AND kind = 'application_status'
+                    AND created_at >= $2 AND created_at < $3) AS applications""",
+            d.user_id,
+            d.window_start,
+            d.window_end,
+        )
+        assert counts is not None
+        await conn.execute(
+            """UPDATE digest_items SET digested_at = now()
+               WHERE user_id = $1 AND digested_at IS NULL AND created_at < $2""",
+            d.user_id,
+            d.window_end,
+        )
+        if not items and not counts["matches"] and not counts["applications"]:
+            _suppressed(deps, "digest", "nothing new")
+            return
+        due = await _notify(
+            conn,
+            deps,
+            Compose(
+                event,
+                recipient,
+                "digest",
+                "digest",
+                f"{d.frequency}:{d.window_start.isoformat()}",
+                {
+                    "frequency": d.frequency,
+                    "new_jobs": counts["jobs"],
+                    "new_matches": counts["matches"],
+                    "application_updates": counts["applications"],
+                    "items": items,
+                },
+                data={"job_ids": [i.job_id for i in items], "frequency": d.frequency},
+                only=(EMAIL, INAPP),
+            ),
+        )
+    await publish_due(deps.bus, due, event.correlation_id)

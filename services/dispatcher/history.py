@@ -1,88 +1,213 @@
-"""The notification history: notifications, their deliveries, and their outcomes."""
+"""The notification history: notifications, one delivery row per notification by
+endpoint, and every attempt's outcome. The dispatcher's only writer of these rows."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from shared.db import Connection
 from shared.endpoints import Endpoint
 
-from .channels import DeliveryResult, Notification, Outcome, delivery_id
+from .channels import Attachment, DeliveryResult, Notification, Outcome, delivery_id
 
 
 @dataclass(frozen=True)
-class PendingDelivery:
+class Draft:
+    """A notification about to be recorded; ``kind`` names its template and its
+    preference category, ``subject`` what de-duplication compares (a job, an
+    application, a meeting)."""
+
+    notification: Notification
+    kind: str
+    subject: str
+    job_id: str | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class Due:
+    """A delivery ready to go now: what ``delivery.due`` carries."""
+
     id: uuid.UUID
-    endpoint: Endpoint
-    attempts: int
+    notification_id: uuid.UUID
+    user_id: str
+    channel: str
+    priority: str
 
 
-async def user_exists(conn: Connection, user_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM users WHERE user_id = $1", user_id))
+async def notification_exists(conn: Connection, notification_id: uuid.UUID) -> bool:
+    return bool(
+        await conn.fetchval("SELECT true FROM notifications WHERE id = $1", notification_id)
+    )
 
 
-async def record_notification(
-    conn: Connection,
-    notification: Notification,
-    *,
-    source_event_id: str,
-    correlation_id: str,
-) -> Notification:
-    """Insert once; a re-delivered request gets back the row written the first time."""
-    row = await conn.fetchrow(
+async def insert_notification(
+    conn: Connection, draft: Draft, *, source_event_id: str, correlation_id: str
+) -> None:
+    n = draft.notification
+    await conn.execute(
         """INSERT INTO notifications
-               (id, user_id, type, title, body, data, priority, source_event_id,
-                correlation_id, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
-           ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
-           RETURNING created_at""",
-        notification.id,
-        notification.user_id,
-        notification.type,
-        notification.title,
-        notification.body,
-        json.dumps(notification.data),
-        notification.priority,
+               (id, user_id, type, kind, subject, job_id, score, title, body, html, link,
+                data, priority, source_event_id, correlation_id, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)""",
+        n.id,
+        n.user_id,
+        n.type,
+        draft.kind,
+        draft.subject,
+        draft.job_id,
+        draft.score,
+        n.title,
+        n.body,
+        n.html,
+        n.link,
+        json.dumps(n.data, default=str),
+        n.priority,
         source_event_id,
         correlation_id,
-        notification.created_at,
+        n.created_at,
     )
-    assert row is not None
-    return Notification(**{**notification.__dict__, "created_at": row["created_at"]})
+    if n.attachments:
+        await conn.executemany(
+            """INSERT INTO notification_attachments
+                   (notification_id, filename, content_type, content) VALUES ($1, $2, $3, $4)""",
+            [(n.id, a.filename, a.content_type, a.content) for a in n.attachments],
+        )
 
 
-async def plan_deliveries(
-    conn: Connection, notification: Notification, endpoints: list[Endpoint]
-) -> None:
+async def insert_deliveries(
+    conn: Connection,
+    notification: Notification,
+    plan: list[tuple[Endpoint, datetime | None]],
+) -> list[Due]:
+    """One row per endpoint; those with a ``not_before`` are held until then.
+    Returns the deliveries that are due now."""
+    rows = [
+        (
+            delivery_id(notification.id, endpoint.id),
+            notification.id,
+            endpoint.id,
+            endpoint.type,
+            "held" if hold else "pending",
+            hold,
+            notification.priority,
+        )
+        for endpoint, hold in plan
+    ]
     await conn.executemany(
-        """INSERT INTO deliveries (id, notification_id, endpoint_id, channel)
-           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
-        [(delivery_id(notification.id, e.id), notification.id, e.id, e.type) for e in endpoints],
-    )
-
-
-async def pending_deliveries(conn: Connection, notification_id: uuid.UUID) -> list[PendingDelivery]:
-    rows = await conn.fetch(
-        """SELECT d.id, d.attempts, e.id AS endpoint_id, e.user_id, e.type, e.url,
-                  e.chat_id, e.secret
-           FROM deliveries d JOIN channel_endpoints e ON e.id = d.endpoint_id
-           WHERE d.notification_id = $1 AND d.status = 'pending' AND e.enabled
-           ORDER BY d.created_at""",
-        notification_id,
+        """INSERT INTO deliveries
+               (id, notification_id, endpoint_id, channel, status, not_before, priority)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+        rows,
     )
     return [
-        PendingDelivery(
-            r["id"],
-            Endpoint(
-                r["endpoint_id"], r["user_id"], r["type"], r["url"], r["chat_id"], r["secret"]
-            ),
-            r["attempts"],
-        )
+        Due(r[0], notification.id, notification.user_id, r[3], notification.priority)
         for r in rows
+        if r[4] == "pending"
     ]
+
+
+async def pending(conn: Connection, notification_id: uuid.UUID) -> list[Due]:
+    rows = await conn.fetch(
+        """SELECT d.id, d.channel, d.priority, n.user_id FROM deliveries d
+           JOIN notifications n ON n.id = d.notification_id
+           WHERE d.notification_id = $1 AND d.status = 'pending'""",
+        notification_id,
+    )
+    return [Due(r["id"], notification_id, r["user_id"], r["channel"], r["priority"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: uuid.UUID
+    attempts: int
+    not_before: datetime | None
+    notification: Notification
+    kind: str
+    job_id: str | None
+    endpoint: Endpoint | None
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another dispatcher holds the delivery (or it is finished: ``until`` None)."""
+
+    until: datetime | None
+
+
+async def claim(conn: Connection, delivery: uuid.UUID, lease: float) -> Claimed | Busy:
+    """Take a pending delivery for ``lease`` seconds, so a duplicate ``delivery.due``
+    waits instead of sending twice; a crashed holder's lease simply runs out."""
+    row = await conn.fetchrow(
+        """UPDATE deliveries d SET claimed_until = clock_timestamp() + make_interval(secs => $2)
+           WHERE d.id = $1 AND d.status = 'pending'
+             AND (d.claimed_until IS NULL OR d.claimed_until < clock_timestamp())
+           RETURNING d.attempts, d.not_before, d.notification_id, d.endpoint_id""",
+        delivery,
+        lease,
+    )
+    if row is None:
+        other = await conn.fetchrow(
+            """SELECT status, claimed_until,
+                      clock_timestamp() + interval '1 second' AS soon
+               FROM deliveries WHERE id = $1""",
+            delivery,
+        )
+        if other is None or other["status"] not in ("pending", "held"):
+            return Busy(None)
+        # "held": the releaser published before committing; look again shortly
+        return Busy(other["claimed_until"] or other["soon"])
+    n = await conn.fetchrow(
+        """SELECT id, user_id, type, kind, job_id, title, body, html, link, data, priority,
+                  created_at FROM notifications WHERE id = $1""",
+        row["notification_id"],
+    )
+    assert n is not None  # deliveries cascade with their notification
+    attachments = await conn.fetch(
+        """SELECT filename, content_type, content FROM notification_attachments
+           WHERE notification_id = $1 ORDER BY filename""",
+        n["id"],
+    )
+    e = await conn.fetchrow(
+        """SELECT id, user_id, type, url, chat_id, secret, address FROM channel_endpoints
+           WHERE id = $1 AND enabled""",
+        row["endpoint_id"],
+    )
+    notification = Notification(
+        id=n["id"],
+        user_id=n["user_id"],
+        type=n["type"],
+        title=n["title"],
+        body=n["body"],
+        priority=n["priority"],
+        created_at=n["created_at"],
+        data=json.loads(n["data"]),
+        html=n["html"],
+        link=n["link"],
+        attachments=tuple(Attachment(**dict(a)) for a in attachments),
+    )
+    return Claimed(
+        delivery,
+        row["attempts"],
+        row["not_before"],
+        notification,
+        n["kind"],
+        n["job_id"],
+        Endpoint(**dict(e)) if e else None,
+    )
+
+
+async def postpone(conn: Connection, delivery: uuid.UUID, seconds: float) -> None:
+    """Record a rate-limit reservation and let go of the claim until then."""
+    await conn.execute(
+        """UPDATE deliveries SET not_before = clock_timestamp() + make_interval(secs => $2),
+               claimed_until = NULL WHERE id = $1""",
+        delivery,
+        seconds,
+    )
 
 
 _STATUS = {
@@ -94,19 +219,85 @@ _STATUS = {
 
 
 async def record_attempt(
-    conn: Connection, delivery: uuid.UUID, result: DeliveryResult
-) -> dict[str, Any]:
-    row = await conn.fetchrow(
+    conn: Connection, delivery: uuid.UUID, result: DeliveryResult, *, final: bool
+) -> int:
+    """Store one attempt's outcome; a transient failure on the ``final`` attempt
+    fails the delivery. Returns the number of attempts made."""
+    status = "failed" if final and result.outcome is Outcome.TRANSIENT else _STATUS[result.outcome]
+    attempts = await conn.fetchval(
         """UPDATE deliveries
            SET attempts = attempts + 1, status = $2, last_error = $3, response_status = $4,
-               updated_at = now(),
+               provider_id = COALESCE($5, provider_id), claimed_until = NULL,
+               not_before = NULL, updated_at = now(), last_attempt_at = now(),
+               first_attempt_at = COALESCE(first_attempt_at, now()),
                delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
            WHERE id = $1
            RETURNING attempts""",
         delivery,
-        _STATUS[result.outcome],
+        status,
         None if result.outcome is Outcome.DELIVERED else result.detail,
         result.status_code,
+        result.provider_id,
     )
-    assert row is not None
-    return dict(row)
+    return int(attempts)
+
+
+async def mark(conn: Connection, delivery: uuid.UUID, status: str, reason: str) -> None:
+    """Close a delivery without an attempt (dropped as stale, endpoint gone)."""
+    await conn.execute(
+        """UPDATE deliveries SET status = $2, last_error = $3, claimed_until = NULL,
+               updated_at = now() WHERE id = $1""",
+        delivery,
+        status,
+        reason,
+    )
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    disabled_now: bool
+    failures: int
+    reason: str | None
+
+
+async def endpoint_outcome(
+    conn: Connection, endpoint: Endpoint, result: DeliveryResult, disable_after: int
+) -> EndpointHealth:
+    """Count permanent failures in a row; disable the endpoint after
+    ``disable_after`` of them, or at once when it is gone. Success resets the count."""
+    if result.outcome is Outcome.DELIVERED:
+        await conn.execute(
+            """UPDATE channel_endpoints SET consecutive_failures = 0
+               WHERE id = $1 AND consecutive_failures > 0""",
+            endpoint.id,
+        )
+        return EndpointHealth(False, 0, None)
+    if result.outcome is not Outcome.PERMANENT:
+        return EndpointHealth(False, 0, None)
+    reason = result.detail if result.endpoint_gone else None
+    row = await conn.fetchrow(
+        """WITH before AS (SELECT enabled FROM channel_endpoints WHERE id = $1 FOR UPDATE)
+           UPDATE channel_endpoints e
+           SET consecutive_failures = e.consecutive_failures + 1,
+               enabled = e.enabled AND NOT ($2 OR e.consecutive_failures + 1 >= $3),
+               disabled_reason = CASE WHEN $2 OR e.consecutive_failures + 1 >= $3
+                                      THEN $4 ELSE e.disabled_reason END
+           FROM before WHERE e.id = $1
+           RETURNING before.enabled AS was_enabled, e.enabled, e.consecutive_failures""",
+        endpoint.id,
+        result.endpoint_gone,
+        disable_after,
+        reason or f"{disable_after} permanent failures in a row; last: {result.detail}",
+    )
+    if row is None:
+        return EndpointHealth(False, 0, None)
+    disabled_now = bool(row["was_enabled"]) and not row["enabled"]
+    return EndpointHealth(
+        disabled_now,
+        int(row["consecutive_failures"]),
+        reason or f"{row['consecutive_failures']} permanent failures in a row: {result.detail}",
+    )
+
+
+def with_unsubscribe(notification: Notification, url: str | None) -> Notification:
+    return replace(notification, unsubscribe_url=url) if url else notification

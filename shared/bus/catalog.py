@@ -21,8 +21,31 @@ class WorkQueue:
         return QueueNames.of(namespace, self.service, self.concern)
 
 
-DISPATCHER_NOTIFICATIONS = WorkQueue("dispatcher", "notifications", ("notification.requested",))
-DISPATCHER_USERS = WorkQueue("dispatcher", "users", ("user.signed_up", "user.deleted"))
+# Intake: everything that may become a notification (a priority queue).
+DISPATCHER_NOTIFICATIONS = WorkQueue(
+    "dispatcher",
+    "notifications",
+    (
+        "notification.requested",
+        "match.found",
+        "application.status_changed",
+        "reminder.due",
+        "digest.due",
+    ),
+)
+# Who the users are, and the facts about them that reminders are worded from.
+DISPATCHER_USERS = WorkQueue(
+    "dispatcher",
+    "users",
+    ("user.signed_up", "user.deleted", "meeting.scheduled", "meeting.cancelled"),
+)
+# One message per delivery (a priority queue with the delivery retry schedule).
+DISPATCHER_DELIVERIES = WorkQueue("dispatcher", "deliveries", ("delivery.due",))
 MATCHER_JOBS = WorkQueue("matcher", "jobs", ("job.posted", "job.updated", "job.closed"))
 
-ALL_QUEUES: tuple[WorkQueue, ...] = (DISPATCHER_NOTIFICATIONS, DISPATCHER_USERS, MATCHER_JOBS)
+ALL_QUEUES: tuple[WorkQueue, ...] = (
+    DISPATCHER_NOTIFICATIONS,
+    DISPATCHER_USERS,
+    DISPATCHER_DELIVERIES,
+    MATCHER_JOBS,
+)

@@ -1,0 +1,270 @@
+"""The delivery stage: one ``delivery.due`` → one attempt on one endpoint.
+
+A delivery is claimed (so a duplicate message waits instead of sending twice),
+rate-limited (short waits sleep, long ones are deferred without spending an
+attempt), sent, and its outcome recorded before ``notification.delivered`` or
+``notification.failed`` is published and the message acked. Transient failures are
+retried on the delivery schedule; the last one fails the delivery for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from shared import signing
+from shared.bus import Bus
+from shared.db import Connection
+from shared.endpoints import Endpoint
+from shared.errors import Defer, Retry
+from shared.events import (
+    DeliveryDue,
+    Event,
+    NotificationDelivered,
+    NotificationFailed,
+    Priority,
+    derived_id,
+    new_event,
+)
+from shared.settings import Settings
+
+from . import history
+from .channels import Channel, DeliveryResult, Notification, Outcome
+from .metrics import DispatcherMetrics
+from .policy import EMAIL, INAPP
+from .ratelimit import Limit, limits_for, reserve_all
+
+log = structlog.get_logger("herald.dispatcher")
+
+SOURCE = "herald/dispatcher"
+# Waits up to this long are slept through in place; longer ones give the consumer
+# slot back and return through a delay queue.
+MAX_INLINE_WAIT = 1.0
+UNSUBSCRIBE = "unsubscribe"
+
+
+@dataclass(frozen=True)
+class DeliveryDeps:
+    pool: asyncpg.Pool
+    bus: Bus
+    channels: Mapping[str, Channel]
+    settings: Settings
+    metrics: DispatcherMetrics
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.settings.delivery_retry_delays) + 1
+
+    @property
+    def lease(self) -> float:
+        # long enough for a channel that sends several messages (a split Telegram text)
+        return self.settings.http_timeout * 6 + 30
+
+    def unsubscribe_url(self, user_id: str) -> str:
+        secret = self.settings.secret_key
+        assert secret is not None  # load_settings always fills it
+        token = signing.sign(secret.get_secret_value(), UNSUBSCRIBE, user_id)
+        return f"{self.settings.public_url.rstrip('/')}/v1/unsubscribe/{token}"
+
+
+async def publish_due(bus: Bus, due: list[history.Due], correlation_id: str) -> None:
+    """Hand deliveries to the delivery queue, each with its notification's priority."""
+    await asyncio.gather(
+        *(
+            bus.publish(
+                new_event(
+                    DeliveryDue(
+                        delivery_id=str(d.id),
+                        notification_id=str(d.notification_id),
+                        user_id=d.user_id,
+                        channel=d.channel,
+                        priority=Priority(d.priority),
+                    ),
+                    source=SOURCE,
+                    id=derived_id("delivery.due", str(d.id)),
+                    subject=d.user_id,
+                    correlation_id=correlation_id,
+                )
+            )
+            for d in due
+        )
+    )
+
+
+async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None:
+    delivery = uuid.UUID(event.data.delivery_id)
+    async with deps.pool.acquire() as conn:
+        claimed = await history.claim(conn, delivery, deps.lease)
+    if isinstance(claimed, history.Busy):
+        if claimed.until is not None:
+            wait = (claimed.until - deps.clock()).total_seconds()
+            raise Defer(max(wait, 0.1), "another dispatcher holds this delivery")
+        return  # already delivered, failed or dropped: a duplicate message
+    endpoint = claimed.endpoint
+    if endpoint is None:
+        async with deps.pool.acquire() as conn:
+            await history.mark(conn, delivery, "skipped", "endpoint removed or disabled")
+        return
+    await _wait_for_turn(claimed, endpoint, deps)
+
+    notification = claimed.notification
+    if endpoint.type == EMAIL:
+        notification = history.with_unsubscribe(
+            notification, deps.unsubscribe_url(notification.user_id)
+        )
+    result = await _send(deps.channels.get(endpoint.type), notification, endpoint)
+    final = result.outcome is Outcome.TRANSIENT and claimed.attempts + 1 >= deps.max_attempts
+    async with deps.pool.acquire() as conn, conn.transaction():
+        attempts = await history.record_attempt(conn, delivery, result, final=final)
+        health = await history.endpoint_outcome(
+            conn, endpoint, result, deps.settings.disable_after_failures
+        )
+        notice = await _tell_owner(conn, endpoint, health) if health.disabled_now else []
+    _count(deps, endpoint, notification, result, final)
+    if health.disabled_now:
+        deps.metrics.endpoints_disabled.labels(deps.bus.service, endpoint.type).inc()
+        log.warning("endpoint_disabled", channel=endpoint.type, reason=health.reason)
+    log.info(
+        "delivery_attempted",
+        notification_id=str(notification.id),
+        channel=endpoint.type,
+        outcome="failed" if final else result.outcome.value,
+        detail=result.detail,
+        attempts=attempts,
+    )
+    await _announce(deps, notification, endpoint, delivery, result, attempts, final, event)
+    if notice:
+        await publish_due(deps.bus, notice, event.correlation_id)
+    if result.outcome is Outcome.TRANSIENT and not final:
+        raise Retry(f"{endpoint.type}: {result.detail}", after=result.retry_after)
+
+
+async def _wait_for_turn(claimed: history.Claimed, endpoint: Endpoint, deps: DeliveryDeps) -> None:
+    if claimed.not_before is not None:
+        # a reservation made on an earlier pass: it is ours, no second one
+        remaining = (claimed.not_before - deps.clock()).total_seconds()
+        if remaining > MAX_INLINE_WAIT:
+            async with deps.pool.acquire() as conn:
+                await history.postpone(conn, claimed.id, remaining)
+            raise Defer(remaining, "rate limited")
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        return
+    recipient_limit = Limit(deps.settings.recipient_rate_per_minute, 60.0)
+    async with deps.pool.acquire() as conn:
+        wait = await reserve_all(conn, limits_for(endpoint, recipient_limit))
+        if wait > MAX_INLINE_WAIT:
+            await history.postpone(conn, claimed.id, wait)
+            raise Defer(wait, "rate limited")
+    if wait > 0:
+        await asyncio.sleep(wait)
+
+
+async def _send(
+    channel: Channel | None, notification: Notification, endpoint: Endpoint
+) -> DeliveryResult:
+    if channel is None:
+        return DeliveryResult.skipped(f"channel {endpoint.type!r} is not configured")
+    try:
+        return await channel.send(notification, endpoint)
+    except Exception as exc:  # a channel's bug must not take the consumer down
+        log.warning("channel_raised", channel=endpoint.type, exc_info=True)
+        return DeliveryResult.transient(f"{type(exc).__name__}: {exc}")
+
+
+def _count(
+    deps: DeliveryDeps,
+    endpoint: Endpoint,
+    notification: Notification,
+    result: DeliveryResult,
+    final: bool,
+) -> None:
+    m, service = deps.metrics, deps.bus.service
+    outcome = "failed" if final else result.outcome.value
+    m.deliveries.labels(service, endpoint.type, outcome).inc()
+    if result.outcome is Outcome.DELIVERED:
+        seconds = (deps.clock() - notification.created_at).total_seconds()
+        m.latency.labels(service, endpoint.type).observe(max(seconds, 0.0))
+
+
+async def _announce(
+    deps: DeliveryDeps,
+    notification: Notification,
+    endpoint: Endpoint,
+    delivery: uuid.UUID,
+    result: DeliveryResult,
+    attempts: int,
+    final: bool,
+    cause: Event[DeliveryDue],
+) -> None:
+    payload: NotificationDelivered | NotificationFailed
+    if result.outcome is Outcome.DELIVERED:
+        payload = NotificationDelivered(
+            notification_id=str(notification.id),
+            user_id=notification.user_id,
+            channel=endpoint.type,
+            attempts=attempts,
+        )
+    elif result.outcome is Outcome.PERMANENT or final:
+        payload = NotificationFailed(
+            notification_id=str(notification.id),
+            user_id=notification.user_id,
+            channel=endpoint.type,
+            attempts=attempts,
+            error=result.detail,
+        )
+    else:
+        return
+    await deps.bus.publish(
+        new_event(
+            payload,
+            source=SOURCE,
+            id=derived_id(payload.event_type, str(delivery)),
+            subject=notification.user_id,
+            correlation_id=cause.correlation_id,
+        )
+    )
+
+
+async def _tell_owner(
+    conn: Connection, endpoint: Endpoint, health: history.EndpointHealth
+) -> list[history.Due]:
+    """An in-app notice that one of the user's channels was turned off, and why."""
+    inbox = await conn.fetchrow(
+        """SELECT id, user_id, type, url, chat_id, secret, address FROM channel_endpoints
+           WHERE user_id = $1 AND type = $2 AND enabled""",
+        endpoint.user_id,
+        INAPP,
+    )
+    if inbox is None or endpoint.type == INAPP:
+        return []
+    label = endpoint.type.capitalize() if endpoint.type != EMAIL else "E-mail"
+    notification = Notification(
+        id=uuid.UUID(derived_id("endpoint.disabled", str(endpoint.id), str(health.failures))),
+        user_id=endpoint.user_id,
+        type="channel_disabled",
+        title=f"{label} notifications are turned off",
+        body=(
+            f"We stopped sending to your {label} channel because it kept failing: "
+            f"{health.reason}. Fix it and add it again in your notification settings."
+        ),
+        priority="high",
+        created_at=datetime.now(UTC),
+        data={"endpoint_id": str(endpoint.id), "channel": endpoint.type},
+    )
+    if await history.notification_exists(conn, notification.id):
+        return []
+    await history.insert_notification(
+        conn,
+        history.Draft(notification, "generic", subject=str(endpoint.id)),
+        source_event_id=str(notification.id),
+        correlation_id=str(notification.id),
+    )
+    return await history.insert_deliveries(conn, notification, [(Endpoint(**dict(inbox)), None)])

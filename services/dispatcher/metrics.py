@@ -1,0 +1,53 @@
+"""The dispatcher's own metrics, on the service's registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Histogram
+
+from shared.metrics import ServiceMetrics
+
+# event → delivery: from the notification's creation to the provider's answer
+DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+
+
+@dataclass(frozen=True)
+class DispatcherMetrics:
+    deliveries: Counter
+    latency: Histogram
+    notifications: Counter
+    endpoints_disabled: Counter
+
+    @classmethod
+    def on(cls, metrics: ServiceMetrics) -> DispatcherMetrics:
+        r = metrics.registry
+        return cls(
+            Counter(
+                "herald_deliveries_total",
+                "Delivery attempts by channel and outcome "
+                "(delivered, transient, permanent, skipped, failed)",
+                ["service", "channel", "outcome"],
+                registry=r,
+            ),
+            Histogram(
+                "herald_delivery_latency_seconds",
+                "From a notification's creation to its delivery, by channel",
+                ["service", "channel"],
+                buckets=DELIVERY_BUCKETS,
+                registry=r,
+            ),
+            Counter(
+                "herald_notifications_total",
+                "Notifications planned, by kind and outcome (created, duplicate, "
+                "suppressed, digest)",
+                ["service", "kind", "outcome"],
+                registry=r,
+            ),
+            Counter(
+                "herald_endpoints_disabled_total",
+                "Channel endpoints disabled after permanent failures, by channel",
+                ["service", "channel"],
+                registry=r,
+            ),
+        )

@@ -1,0 +1,99 @@
+"""From a draft to recorded deliveries: de-duplication, channel choice and holds
+(quiet hours, a requested send time), in the transaction that records them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.db import Connection
+from shared.endpoints import Endpoint
+
+from . import history
+from .policy import (
+    INAPP,
+    DedupRule,
+    DedupStrategy,
+    choose_channels,
+    content_hash,
+    dedup_rule,
+    quiet_until,
+)
+from .recipients import Recipient
+
+
+@dataclass(frozen=True)
+class Planned:
+    due: list[history.Due]
+    # "created", "existing" (a redelivered event) or "duplicate" (de-duplicated)
+    outcome: str
+
+
+async def plan(
+    conn: Connection,
+    draft: history.Draft,
+    recipient: Recipient,
+    *,
+    strategy: DedupStrategy,
+    repeatable: bool = False,
+    only: list[str] | tuple[str, ...] | None = None,
+    deliver_at: datetime | None = None,
+    source_event_id: str,
+    correlation_id: str,
+    now: datetime,
+) -> Planned:
+    """Record ``draft`` once and plan its deliveries; call inside a transaction."""
+    n = draft.notification
+    if await history.notification_exists(conn, n.id):
+        # the same event again (a crash before its ack): finish what is pending
+        return Planned(await history.pending(conn, n.id), "existing")
+    rule = dedup_rule(strategy, content_hash(n.title, n.body), repeatable=repeatable)
+    if rule is not None and not await _mark(conn, n.user_id, n.type, draft.subject, rule):
+        return Planned([], "duplicate")
+    await history.insert_notification(
+        conn, draft, source_event_id=source_event_id, correlation_id=correlation_id
+    )
+    prefs = recipient.prefs
+    wanted = set(choose_channels({e.type for e in recipient.endpoints}, prefs, only))
+    quiet_end = (
+        None if n.priority == "urgent" else quiet_until(now, prefs.timezone, prefs.quiet_hours)
+    )
+    later = deliver_at if deliver_at is not None and deliver_at > now else None
+    plan_rows: list[tuple[Endpoint, datetime | None]] = []
+    for endpoint in recipient.endpoints:
+        if endpoint.type not in wanted:
+            continue
+        # the inbox is silent: quiet hours do not hold it back, a send time does
+        hold = (
+            later if endpoint.type == INAPP else max(filter(None, (later, quiet_end)), default=None)
+        )
+        plan_rows.append((endpoint, hold))
+    return Planned(await history.insert_deliveries(conn, n, plan_rows), "created")
+
+
+async def _mark(conn: Connection, user_id: str, type_: str, subject: str, rule: DedupRule) -> bool:
+    """Claim the de-duplication mark; False when an identical notification went out
+    (and, for repeatable ones, less than ``repeat_after`` ago)."""
+    if rule.repeat_after is None:
+        inserted = await conn.fetchval(
+            """INSERT INTO dedup_marks (user_id, type, subject, content_hash)
+               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+            user_id,
+            type_,
+            subject,
+            rule.content_key,
+        )
+    else:
+        inserted = await conn.fetchval(
+            """INSERT INTO dedup_marks AS m (user_id, type, subject, content_hash)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (user_id, type, subject, content_hash) DO UPDATE SET sent_at = now()
+               WHERE m.sent_at <= now() - $5::interval
+               RETURNING true""",
+            user_id,
+            type_,
+            subject,
+            rule.content_key,
+            rule.repeat_after,
+        )
+    return bool(inserted)

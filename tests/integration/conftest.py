@@ -1,0 +1,108 @@
+"""The dispatcher in-process against the real broker and database, and the small
+steps its tests share (users, endpoints, events)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.dispatcher.app import setup
+from shared.bus import Bus
+from shared.endpoints import Endpoint, create_endpoint
+from shared.events import Event, Payload, UserSignedUp, new_event
+from shared.runner import Runtime
+from shared.settings import Settings
+from tests.support import eventually
+
+
+@dataclass
+class Dispatcher:
+    bus: Bus
+    settings: Settings
+    tasks: list[asyncio.Task[None]]
+
+
+@pytest.fixture
+async def dispatcher(
+    settings: Settings, pool: asyncpg.Pool, bus_factory: Callable[..., Bus]
+) -> AsyncIterator[Callable[..., Awaitable[Dispatcher]]]:
+    """Start the dispatcher as the service runs it (its ``setup``), with fast delivery
+    retries; stopped at the end of the test."""
+    async with contextlib.AsyncExitStack() as stack:
+        running: list[Dispatcher] = []
+
+        async def start(**overrides: Any) -> Dispatcher:
+            values: dict[str, Any] = {
+                "delivery_retry_delays": [0.2, 0.4, 0.8],
+                "disable_after_failures": 2,
+                "http_timeout": 2.0,
+                **overrides,
+            }
+            s = settings.model_copy(update=values)
+            bus = bus_factory("dispatcher", **values)
+            runtime = Runtime("dispatcher", s, bus.metrics, bus, pool)
+            background = await stack.enter_async_context(setup(runtime))
+            tasks = [asyncio.create_task(work) for work in background]
+            await bus.start(wait=10)
+            d = Dispatcher(bus, s, tasks)
+            running.append(d)
+            return d
+
+        try:
+            yield start
+        finally:
+            for d in running:
+                for task in d.tasks:
+                    task.cancel()
+                await asyncio.gather(*d.tasks, return_exceptions=True)
+                await d.bus.stop(drain_timeout=2)
+
+
+@pytest.fixture
+async def producer(bus_factory: Callable[..., Bus]) -> Bus:
+    bus = bus_factory("producer")
+    await bus.start(wait=10)
+    return bus
+
+
+async def publish(bus: Bus, data: Payload, **kw: Any) -> Event[Any]:
+    event = new_event(data, source="tests", **kw)
+    await bus.publish(event)
+    return event
+
+
+async def sign_up(bus: Bus, pool: asyncpg.Pool, *, name: str = "Ada", timezone: str = "UTC") -> str:
+    """A new user, known to the dispatcher when this returns; their id."""
+    user_id = f"u-{uuid.uuid4().hex[:10]}"
+    await publish(
+        bus,
+        UserSignedUp(user_id=user_id, email=f"{user_id}@example.com", name=name, timezone=timezone),
+    )
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM users WHERE user_id = $1", user_id),
+        what="user stored",
+    )
+    return user_id
+
+
+async def add_endpoint(pool: asyncpg.Pool, user_id: str, type_: str, **kw: Any) -> Endpoint:
+    async with pool.acquire() as conn:
+        return await create_endpoint(conn, user_id, type_, **kw)
+
+
+async def deliveries(pool: asyncpg.Pool, user_id: str, channel: str | None = None) -> list[Any]:
+    return await pool.fetch(
+        """SELECT d.*, n.title, n.kind, n.type AS notification_type FROM deliveries d
+           JOIN notifications n ON n.id = d.notification_id
+           WHERE n.user_id = $1 AND ($2::text IS NULL OR d.channel = $2)
+           ORDER BY d.created_at""",
+        user_id,
+        channel,
+    )

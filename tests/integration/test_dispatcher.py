@@ -1,0 +1,514 @@
+"""The dispatcher as users meet it: real broker, database, HTTP receivers and outbox."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from standardwebhooks.webhooks import Webhook
+
+from shared.bus import Bus
+from shared.events import (
+    ApplicationStatusChanged,
+    DigestDue,
+    JobPosted,
+    MatchFound,
+    MeetingScheduled,
+    ReminderDue,
+    RequestNotification,
+    UserSignedUp,
+)
+from tests.integration.conftest import Dispatcher, add_endpoint, deliveries, publish, sign_up
+from tests.receivers import Receiver, Reply
+from tests.support import eventually
+
+Start = Callable[..., Awaitable[Dispatcher]]
+
+
+def request(user_id: str, **fields: Any) -> RequestNotification:
+    values: dict[str, Any] = {"type": "note", "title": "Hello", "body": "A body"} | fields
+    return RequestNotification(user_id=user_id, **values)
+
+
+def outbox(d: Dispatcher) -> list[EmailMessage]:
+    folder = d.settings.outbox_dir
+    if not folder.exists():
+        return []
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for p in sorted(folder.glob("*.eml"))
+    ]
+
+
+async def store_job(pool: asyncpg.Pool, job_id: str, **fields: Any) -> None:
+    job = JobPosted(
+        **{
+            "job_id": job_id,
+            "title": "Backend Engineer",
+            "company": "Acme",
+            "description": "Python and PostgreSQL",
+            "location": "Berlin",
+            "remote": True,
+            "salary_min": 60000,
+            "salary_max": 80000,
+            "currency": "EUR",
+            "job_type": "full_time",
+            "url": f"https://jobs.example.com/{job_id}",
+            "posted_at": datetime.now(UTC),
+        }
+        | fields
+    )
+    await pool.execute(
+        """INSERT INTO jobs (job_id, title, company, description, location, remote, salary_min,
+               salary_max, currency, job_type, url, posted_at, as_of)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())""",
+        job.job_id,
+        job.title,
+        job.company,
+        job.description,
+        job.location,
+        job.remote,
+        job.salary_min,
+        job.salary_max,
+        job.currency,
+        job.job_type.value,
+        str(job.url),
+        job.posted_at,
+    )
+
+
+def match(user_id: str, job_id: str, score: float = 0.9, reason: str = "new_match") -> MatchFound:
+    return MatchFound(
+        match_id=f"m-{user_id}-{job_id}",
+        user_id=user_id,
+        job_id=job_id,
+        score=score,
+        score_parts={"vector": score, "skills": 0.8},
+        matched_skills=["Python", "PostgreSQL"],
+        missing_skills=["Go"],
+        reason=reason,  # type: ignore[arg-type]
+    )
+
+
+async def set_prefs(pool: asyncpg.Pool, user_id: str, **values: Any) -> None:
+    assignments = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(values))
+    await pool.execute(
+        f"UPDATE preferences SET {assignments} WHERE user_id = $1",
+        user_id,
+        *values.values(),
+    )
+
+
+# -- welcome, e-mail and the inbox ------------------------------------------------
+
+
+async def test_sign_up_welcomes_once_by_email_and_in_the_inbox(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    d = await dispatcher()
+    user_id = await sign_up(producer, pool, name="Ada")
+    await eventually(lambda: len(outbox(d)) == 1, what="welcome e-mail")
+    mail = outbox(d)[0]
+    assert mail["To"] == f"{user_id}@example.com"
+    assert mail.get_content_type() == "multipart/alternative"
+    assert "Ada" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    # one-click unsubscribe on a signed gateway link
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "/v1/unsubscribe/" in mail["List-Unsubscribe"]
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT inbox_at IS NOT NULL FROM notifications WHERE user_id = $1", user_id
+        ),
+        what="welcome in the inbox",
+    )
+    # the product sends the sign-up again (an e-mail change): no second welcome
+    await publish(producer, UserSignedUp(user_id=user_id, email="new@example.com", name="Ada"))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT email = 'new@example.com' FROM users WHERE user_id = $1", user_id
+        ),
+        what="e-mail updated",
+    )
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT address = 'new@example.com' FROM channel_endpoints "
+            "WHERE user_id = $1 AND type = 'email'",
+            user_id,
+        ),
+        what="e-mail endpoint follows the user",
+    )
+    assert (
+        await pool.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", user_id) == 1
+    )
+
+
+# -- webhooks, retries, history ----------------------------------------------------
+
+
+async def test_webhook_retry_keeps_its_idempotency_key_and_history_records_it(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    async with Receiver("webhook") as receiver:
+        endpoint = await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
+        receiver.script("/hook", Reply(503), Reply(429, headers={"retry-after": "0"}))
+        await publish(producer, request(user_id, title="Interview", body="Tuesday 10:00"))
+        await eventually(lambda: len(receiver.to("/hook")) == 3, what="third attempt")
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT status = 'delivered' FROM deliveries WHERE endpoint_id = $1", endpoint.id
+            ),
+            what="delivered",
+        )
+    calls = receiver.to("/hook")
+    assert len({c.headers["webhook-id"] for c in calls}) == 1
+    assert endpoint.secret is not None
+    payload = Webhook(endpoint.secret).verify(calls[-1].body, calls[-1].headers)
+    assert payload["data"]["title"] == "Interview"
+    row = await pool.fetchrow("SELECT * FROM deliveries WHERE endpoint_id = $1", endpoint.id)
+    assert row["attempts"] == 3
+    assert row["response_status"] == 204
+    assert row["first_attempt_at"] <= row["delivered_at"]
+
+
+async def test_permanent_failures_disable_the_endpoint_and_tell_the_owner(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher()  # disable_after_failures=2
+    user_id = await sign_up(producer, pool)
+    async with Receiver("webhook") as receiver:
+        endpoint = await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
+        receiver.script("/hook", Reply(400), Reply(400))
+        await publish(producer, request(user_id, title="one"))
+        await publish(producer, request(user_id, title="two"))
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT NOT enabled FROM channel_endpoints WHERE id = $1", endpoint.id
+            ),
+            what="endpoint disabled",
+        )
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT inbox_at IS NOT NULL FROM notifications "
+                "WHERE user_id = $1 AND type = 'channel_disabled'",
+                user_id,
+            ),
+            what="owner told in-app",
+        )
+        # nothing more goes to a disabled endpoint
+        await publish(producer, request(user_id, title="three"))
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT count(*) = 3 FROM notifications WHERE user_id = $1 AND type = 'note'",
+                user_id,
+            ),
+            what="third notification recorded",
+        )
+        assert len(receiver.to("/hook")) == 2
+    failed = await deliveries(pool, user_id, "webhook")
+    assert [r["status"] for r in failed] == ["failed", "failed"]
+    assert all(r["attempts"] == 1 for r in failed)  # a 400 is never retried
+
+
+async def test_gone_endpoint_is_disabled_at_once(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    async with Receiver("webhook") as receiver:
+        endpoint = await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
+        receiver.script("/hook", Reply(410))
+        await publish(producer, request(user_id))
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT NOT enabled FROM channel_endpoints WHERE id = $1", endpoint.id
+            ),
+            what="endpoint disabled after one 410",
+        )
+    reason = await pool.fetchval(
+        "SELECT disabled_reason FROM channel_endpoints WHERE id = $1", endpoint.id
+    )
+    assert "410" in reason
+
+
+async def test_unconfigured_channel_is_recorded_as_skipped(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher()  # no HERALD_TELEGRAM_BOT_TOKEN
+    user_id = await sign_up(producer, pool)
+    await add_endpoint(pool, user_id, "telegram", chat_id="42")
+    await publish(producer, request(user_id))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT status = 'skipped' FROM deliveries d JOIN notifications n "
+            "ON n.id = d.notification_id WHERE n.user_id = $1 AND d.channel = 'telegram'",
+            user_id,
+        ),
+        what="telegram delivery skipped",
+    )
+
+
+# -- de-duplication ---------------------------------------------------------------
+
+
+async def test_identical_content_is_sent_once_and_changed_content_again(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    async with Receiver("webhook") as receiver:
+        await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
+        for title in ("Same", "Same", "Changed"):
+            await publish(producer, request(user_id, title=title, dedup_key="weekly-report"))
+        await eventually(lambda: len(receiver.to("/hook")) == 2, what="two deliveries")
+        time.sleep(0.3)  # a third, wrongful one would have arrived by now
+        titles = [r.json()["data"]["title"] for r in receiver.to("/hook")]
+    assert sorted(titles) == ["Changed", "Same"]
+
+
+async def test_aggressive_strategy_sends_once_per_subject(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher(dedup_strategies={"promo": "aggressive"})
+    user_id = await sign_up(producer, pool)
+    for title in ("First", "Different words"):
+        await publish(producer, request(user_id, type="promo", title=title, dedup_key="spring"))
+    await publish(producer, request(user_id, type="promo", title="Other", dedup_key="autumn"))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT count(*) = 2 FROM notifications WHERE user_id = $1 AND type = 'promo'",
+            user_id,
+        ),
+        what="two promos recorded",
+    )
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT count(*) FROM dedup_marks WHERE user_id = $1 AND type = 'promo'", user_id
+        ),
+        what="marks",
+    )
+    subjects = await pool.fetch(
+        "SELECT subject FROM notifications WHERE user_id = $1 AND type = 'promo'", user_id
+    )
+    assert sorted(r["subject"] for r in subjects) == ["autumn", "spring"]
+
+
+# -- preferences, quiet hours, matches and digests ---------------------------------
+
+
+async def test_quiet_hours_hold_normal_messages_but_not_urgent_ones(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher()
+    user_id = await sign_up(producer, pool, timezone="Europe/Berlin")
+    # quiet hours around the user's present moment, in their zone
+    local = datetime.now(ZoneInfo("Europe/Berlin"))
+    start = (local - timedelta(hours=1)).time().replace(second=0, microsecond=0)
+    end = (local + timedelta(hours=2)).time().replace(second=0, microsecond=0)
+    await set_prefs(pool, user_id, quiet_hours_start=start, quiet_hours_end=end)
+    async with Receiver("webhook") as receiver:
+        await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
+        await publish(producer, request(user_id, title="Normal"))
+        await publish(producer, request(user_id, title="Urgent", priority="urgent"))
+        await eventually(lambda: len(receiver.to("/hook")) == 1, what="the urgent one")
+        assert receiver.to("/hook")[0].json()["data"]["title"] == "Urgent"
+        held = await pool.fetchrow(
+            """SELECT d.status, d.not_before FROM deliveries d JOIN notifications n
+               ON n.id = d.notification_id WHERE n.title = 'Normal' AND d.channel = 'webhook'
+               AND n.user_id = $1""",
+            user_id,
+        )
+        assert held["status"] == "held"
+        assert held["not_before"].astimezone(ZoneInfo("Europe/Berlin")).time() == end
+        # the quiet hours end: the releaser sends it
+        await pool.execute(
+            "UPDATE deliveries SET not_before = now() WHERE status = 'held' AND channel = 'webhook'"
+        )
+        await eventually(lambda: len(receiver.to("/hook")) == 2, what="released after quiet hours")
+
+
+async def test_matches_follow_preferences_and_score_routes(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    async with Receiver("webhook") as receiver:
+        await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
+        routes = [
+            {"min_score": 0.9, "channels": ["webhook"]},
+            {"min_score": 0.75, "channels": [], "digest": True},
+            {"min_score": 0.0, "channels": ["inapp"]},
+        ]
+        await set_prefs(pool, user_id, score_routes=json.dumps(routes), min_match_score=0.5)
+        for job_id, score in (("j-high", 0.95), ("j-mid", 0.8), ("j-low", 0.6), ("j-none", 0.3)):
+            await store_job(pool, f"{user_id}-{job_id}")
+            await publish(producer, match(user_id, f"{user_id}-{job_id}", score))
+        await eventually(lambda: len(receiver.to("/hook")) == 1, what="the high match")
+        body = receiver.to("/hook")[0].json()["data"]
+        assert "Backend Engineer" in body["title"]
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT count(*) = 1 FROM digest_items WHERE user_id = $1", user_id
+            ),
+            what="the middle match held for the digest",
+        )
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT count(*) = 1 FROM notifications WHERE user_id = $1 "
+                "AND job_id = $2 AND inbox_at IS NOT NULL",
+                user_id,
+                f"{user_id}-j-low",
+            ),
+            what="the low match in the inbox only",
+        )
+    # below the minimum score: nothing at all
+    assert not await pool.fetchval(
+        "SELECT count(*) FROM notifications WHERE job_id = $1", f"{user_id}-j-none"
+    )
+
+
+async def test_digest_leaves_out_closed_jobs_and_mails_the_rest(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    d = await dispatcher()
+    user_id = await sign_up(producer, pool)
+    await set_prefs(pool, user_id, digest_frequency="daily")
+    await eventually(lambda: len(outbox(d)) == 1, what="welcome e-mail")
+    for job_id, title in (("a", "Data Analyst"), ("b", "Site Reliability Engineer")):
+        await store_job(pool, f"{user_id}-{job_id}", title=title)
+        await publish(producer, match(user_id, f"{user_id}-{job_id}"))
+    await eventually(
+        lambda: pool.fetchval("SELECT count(*) = 2 FROM digest_items WHERE user_id = $1", user_id),
+        what="two matches held",
+    )
+    await pool.execute("UPDATE jobs SET closed_at = now() WHERE job_id = $1", f"{user_id}-b")
+    now = datetime.now(UTC)
+    await publish(
+        producer,
+        DigestDue(
+            user_id=user_id,
+            frequency="daily",
+            window_start=now - timedelta(days=1),
+            window_end=now + timedelta(seconds=1),
+        ),
+    )
+    await eventually(lambda: len(outbox(d)) == 2, what="digest e-mail")
+    digest = next(m for m in outbox(d) if "Data Analyst" in m.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    text = digest.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Site Reliability Engineer" not in text
+    assert await pool.fetchval(
+        "SELECT bool_and(digested_at IS NOT NULL) FROM digest_items WHERE user_id = $1", user_id
+    )
+
+
+async def test_application_update_is_worded_and_reminders_stop_when_withdrawn(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    job_id = f"{user_id}-job"
+    await store_job(pool, job_id, title="Product Designer", company="Lumen")
+    async with Receiver("webhook") as receiver:
+        await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
+        await publish(
+            producer,
+            ApplicationStatusChanged(
+                application_id="app-1" + user_id,
+                user_id=user_id,
+                job_id=job_id,
+                new_status="interview",  # type: ignore[arg-type]
+                old_status="screening",  # type: ignore[arg-type]
+            ),
+        )
+        await eventually(lambda: len(receiver.to("/hook")) == 1, what="status update")
+        data = receiver.to("/hook")[0].json()["data"]
+        assert "Product Designer" in data["title"] + data["body"]
+        await publish(
+            producer,
+            ApplicationStatusChanged(
+                application_id="app-1" + user_id,
+                user_id=user_id,
+                job_id=job_id,
+                new_status="withdrawn",  # type: ignore[arg-type]
+            ),
+        )
+        await eventually(lambda: len(receiver.to("/hook")) == 2, what="withdrawn update")
+        await publish(
+            producer,
+            ReminderDue(
+                reminder_id=f"r-{uuid.uuid4().hex[:6]}",
+                user_id=user_id,
+                kind="application_followup",
+                subject_id="app-1" + user_id,
+                due_at=datetime.now(UTC),
+            ),
+        )
+        time.sleep(0.5)
+        assert len(receiver.to("/hook")) == 2  # no reminder about a withdrawn application
+
+
+async def test_meeting_reminder_carries_a_calendar_invite(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    d = await dispatcher()
+    user_id = await sign_up(producer, pool)
+    await eventually(lambda: len(outbox(d)) == 1, what="welcome e-mail")
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    await publish(
+        producer,
+        MeetingScheduled(
+            meeting_id=f"meet-{user_id}",
+            user_id=user_id,
+            title="Interview with Lumen",
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=1),
+            join_url="https://meet.example.com/abc",  # type: ignore[arg-type]
+        ),
+    )
+    await publish(
+        producer,
+        ReminderDue(
+            reminder_id=f"r-{user_id}",
+            user_id=user_id,
+            kind="meeting_1h",
+            subject_id=f"meet-{user_id}",
+            due_at=starts - timedelta(hours=1),
+        ),
+    )
+    await eventually(lambda: len(outbox(d)) == 2, what="reminder e-mail")
+    reminder = next(m for m in outbox(d) if "Interview with Lumen" in str(m["Subject"]))
+    invite = next(p for p in reminder.walk() if p.get_content_type() == "text/calendar")
+    ics = invite.get_payload(decode=True)
+    assert isinstance(ics, bytes)
+    assert b"BEGIN:VEVENT" in ics
+    assert b"https://meet.example.com/abc" in ics
+
+
+# -- rate limits and priorities --------------------------------------------------
+
+
+async def test_rate_limited_endpoint_gets_everything_spaced_out(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    async with Receiver("slack") as slack:
+        await add_endpoint(pool, user_id, "slack", url=f"{slack.url}/services/T/B/X")
+        for n in range(4):
+            await publish(producer, request(user_id, title=f"Message {n}"))
+        # Slack allows one message a second per webhook: excess waits, nothing dropped
+        await eventually(lambda: len(slack.requests) == 4, timeout=20, what="all four")
+    times = sorted(r.at for r in slack.requests)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(g >= 0.9 for g in gaps), gaps
