@@ -1,0 +1,135 @@
+"""Signed link tokens (shared/signing.py): what one key and purpose signed opens
+only with that key and purpose, and nothing altered opens at all."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from shared.signing import BadToken, sign, unsign
+
+SECRET = "test-secret-key-0123456789abcdef"
+PURPOSE = "unsubscribe"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@pytest.mark.parametrize(
+    "value", ["u1", "user-42", "", "ünïcödé ✓", "a.b.c", "x" * 1000, "with/slash+plus=eq"]
+)
+def test_round_trip(value: str) -> None:
+    assert unsign(SECRET, PURPOSE, sign(SECRET, PURPOSE, value)) == value
+
+
+def test_tokens_are_url_safe_and_deterministic() -> None:
+    token = sign(SECRET, PURPOSE, "ünïcödé/+=")
+    assert token == sign(SECRET, PURPOSE, "ünïcödé/+=")
+    assert token.count(".") == 1
+    assert all(c.isalnum() or c in "-_." for c in token)
+
+
+def test_a_different_value_gives_a_different_token() -> None:
+    assert sign(SECRET, PURPOSE, "u1") != sign(SECRET, PURPOSE, "u2")
+
+
+def test_a_tampered_payload_is_refused() -> None:
+    token = sign(SECRET, PURPOSE, "u1")
+    _, mac = token.split(".")
+    forged = f"{_b64(b'u2')}.{mac}"
+    with pytest.raises(BadToken):
+        unsign(SECRET, PURPOSE, forged)
+
+
+def test_another_users_mac_does_not_open_this_users_payload() -> None:
+    payload, _ = sign(SECRET, PURPOSE, "victim").split(".")
+    _, mac = sign(SECRET, PURPOSE, "attacker").split(".")
+    with pytest.raises(BadToken):
+        unsign(SECRET, PURPOSE, f"{payload}.{mac}")
+
+
+@pytest.mark.parametrize("position", [0, 5, -1])
+def test_a_tampered_mac_is_refused(position: int) -> None:
+    payload, mac_text = sign(SECRET, PURPOSE, "u1").split(".")
+    mac = bytearray(_unb64(mac_text))
+    mac[position] ^= 0x01
+    with pytest.raises(BadToken):
+        unsign(SECRET, PURPOSE, f"{payload}.{_b64(bytes(mac))}")
+
+
+def test_a_truncated_or_extended_mac_is_refused() -> None:
+    payload, mac_text = sign(SECRET, PURPOSE, "u1").split(".")
+    mac = _unb64(mac_text)
+    for wrong in (mac[:-1], mac + b"\x00", b""):
+        with pytest.raises(BadToken):
+            unsign(SECRET, PURPOSE, f"{payload}.{_b64(wrong)}")
+
+
+def test_a_token_for_another_purpose_is_refused() -> None:
+    token = sign(SECRET, "verify-email", "u1")
+    with pytest.raises(BadToken):
+        unsign(SECRET, PURPOSE, token)
+
+
+def test_purpose_and_payload_cannot_be_shifted_into_each_other() -> None:
+    # the MAC separates purpose and payload: ("unsubscribe", "x") is not ("unsub", "scribex")
+    token = sign(SECRET, "unsub", "scribex")
+    payload = _b64(b"x")
+    _, mac = token.split(".")
+    with pytest.raises(BadToken):
+        unsign(SECRET, "unsubscribe", f"{payload}.{mac}")
+
+
+def test_a_token_signed_with_another_key_is_refused() -> None:
+    token = sign("another-secret-key-0123456789abcd", PURPOSE, "u1")
+    with pytest.raises(BadToken):
+        unsign(SECRET, PURPOSE, token)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "no-dot-at-all",
+        ".",
+        "dTE.",  # payload without a MAC
+        ".AAAA",  # MAC without a payload
+        "dTE.!!!!",  # not base64
+        "dTE.A",  # impossible base64 length
+        "d.TE",
+        "dTE.AAAA.BBBB",  # a second dot
+        "\u00e9\u00e9.\u00e9\u00e9",  # not ASCII
+    ],
+)
+def test_malformed_tokens_are_refused(token: str) -> None:
+    with pytest.raises(BadToken):
+        unsign(SECRET, PURPOSE, token)
+
+
+def test_bad_token_is_a_value_error() -> None:
+    # callers that map ValueError to a 400/404 keep working
+    assert issubclass(BadToken, ValueError)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="signing._unb64 decodes without validate=True, so characters outside the "
+    "base64url alphabet are silently dropped and a mangled token still opens",
+)
+@pytest.mark.parametrize("mangle", ["append", "newline", "percent"])
+def test_characters_outside_the_alphabet_are_refused(mangle: str) -> None:
+    token = sign(SECRET, PURPOSE, "u1")
+    payload, mac = token.split(".")
+    mangled = {
+        "append": f"{token}!!",
+        "newline": f"{payload}.\n{mac}",
+        "percent": f"{payload}.{mac[:-1]}%{mac[-1]}",
+    }[mangle]
+    with pytest.raises(BadToken):
+        unsign(SECRET, PURPOSE, mangled)
