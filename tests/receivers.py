@@ -133,6 +133,11 @@ class Receiver:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             writer.transport.abort()
+        except asyncio.CancelledError:
+            # the receiver is closing: end quietly (asyncio logs a cancelled
+            # connection handler as an error otherwise)
+            writer.transport.abort()
+            return
         finally:
             self._connections.discard(task)
             writer.close()

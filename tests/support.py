@@ -84,3 +84,16 @@ def free_port() -> int:
 
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+def queues_named(prefix: str) -> list[str]:
+    """Every queue on the broker whose name starts with ``prefix`` (slow: one
+    rabbitmqctl call; for tear-downs that cannot know every name in advance)."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_queues", "name", "--quiet", "--no-table-headers"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return [name for name in listed.stdout.split() if name.startswith(prefix)]

@@ -35,7 +35,7 @@ from .safe_http import guarded_client, trusted_client
 log = structlog.get_logger("herald.dispatcher")
 
 # Waits a rate-limited delivery can be parked for, without spending an attempt.
-DEFER_STEPS = (1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 1800.0)
+DEFER_STEPS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 300.0, 1800.0)
 
 
 def build_channels(

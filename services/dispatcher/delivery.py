@@ -64,8 +64,9 @@ class DeliveryDeps:
 
     @property
     def lease(self) -> float:
-        # long enough for a channel that sends several messages (a split Telegram text)
-        return self.settings.http_timeout * 6 + 30
+        # Longer than one send takes; short, because a dispatcher killed mid-send
+        # holds its deliveries until the lease runs out.
+        return self.settings.http_timeout + 10
 
     def unsubscribe_url(self, user_id: str) -> str:
         secret = self.settings.secret_key
@@ -157,7 +158,13 @@ async def _wait_for_turn(claimed: history.Claimed, endpoint: Endpoint, deps: Del
         if remaining > 0:
             await asyncio.sleep(remaining)
         return
-    recipient_limit = Limit(deps.settings.recipient_rate_per_minute, 60.0)
+    # urgent messages skip the per-recipient budget (and do not use it up); the
+    # provider's own limits still hold
+    recipient_limit = (
+        None
+        if claimed.notification.priority == "urgent"
+        else Limit(deps.settings.recipient_rate_per_minute, 60.0)
+    )
     async with deps.pool.acquire() as conn:
         wait = await reserve_all(conn, limits_for(endpoint, recipient_limit))
         if wait > MAX_INLINE_WAIT:

@@ -39,9 +39,10 @@ CHANNEL_LIMITS: Mapping[str, Mapping[str, Limit]] = {
 }
 
 
-def limits_for(endpoint: Endpoint, recipient: Limit) -> dict[str, Limit]:
-    """Bucket key → limit for one delivery on ``endpoint``."""
-    keys = {f"user:{endpoint.user_id}": recipient}
+def limits_for(endpoint: Endpoint, recipient: Limit | None) -> dict[str, Limit]:
+    """Bucket key → limit for one delivery on ``endpoint``; ``recipient`` None leaves
+    the per-recipient limit out (urgent messages), never the provider's limits."""
+    keys = {f"user:{endpoint.user_id}": recipient} if recipient is not None else {}
     for scope, limit in CHANNEL_LIMITS.get(endpoint.type, {}).items():
         key = f"{endpoint.type}:{endpoint.id}" if scope == "endpoint" else endpoint.type
         keys[key] = limit

@@ -20,10 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.bus import catalog
 from shared.settings import Settings
 from tests.conftest import delete_topology
-from tests.support import eventually, free_port, free_ports
+from tests.support import eventually, free_port, free_ports, queues_named
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
@@ -61,6 +60,17 @@ class Platform:
                     return False
         return True
 
+    def start(self, name: str) -> None:
+        """Start (or start again) one service; its log is appended to."""
+        with (self.logs / f"{name}.log").open("ab") as out:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
     def log_text(self) -> str:
         return "\n".join(
             f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.logs.glob("*.log"))
@@ -86,21 +96,18 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
         "HERALD_MATCHER_METRICS_PORT": str(ports["matcher"]),
         "HERALD_DISPATCHER_METRICS_PORT": str(ports["dispatcher"]),
         "HERALD_DRAIN_TIMEOUT": "5",
+        # batches to one user would otherwise wait out the per-recipient limit
+        "HERALD_RECIPIENT_RATE_PER_MINUTE": "100000",
+        # short sends, so a killed dispatcher's delivery leases run out soon
+        "HERALD_HTTP_TIMEOUT": "2",
     }
     logs = tmp_path / "logs"
     logs.mkdir()
-    processes = {}
-    for name in SERVICES:
-        with (logs / f"{name}.log").open("wb") as out:
-            processes[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     platform = Platform(env, base["gateway"], base, processes, logs)
+    for name in SERVICES:
+        platform.start(name)
 
     try:
         await eventually(platform.ready, timeout=60, interval=0.2, what="all four services ready")
@@ -114,10 +121,7 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
                 await asyncio.to_thread(process.wait, 20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        queues = [
-            n for q in catalog.ALL_QUEUES for n in q.names(settings.namespace).all([0.2, 0.4])
-        ]
-        await delete_topology(settings.namespace, queues)
+        await delete_topology(settings.namespace, queues_named(f"{settings.namespace}."))
 
 
 @dataclass

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from shared.bus import catalog
 from shared.settings import Settings
 from tests.conftest import delete_topology
-from tests.support import eventually, free_ports
+from tests.support import eventually, free_ports, queues_named
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
@@ -61,12 +60,7 @@ async def test_herald_up_runs_all_four_and_ctrl_c_stops_them(
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
-        queues = [
-            n
-            for q in catalog.ALL_QUEUES
-            for n in q.names(settings.namespace).all([1, 5, 30, 120, 600])
-        ]
-        await delete_topology(settings.namespace, queues)
+        await delete_topology(settings.namespace, queues_named(f"{settings.namespace}."))
 
     output = log.read_text()
     assert code == 130, output  # interrupted, as a shell reports Ctrl-C

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import itertools
@@ -512,3 +513,35 @@ async def test_rate_limited_endpoint_gets_everything_spaced_out(
     times = sorted(r.at for r in slack.requests)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(g >= 0.9 for g in gaps), gaps
+
+
+async def test_urgent_is_delivered_within_a_second_behind_ten_thousand_low(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher(recipient_rate_per_minute=1_000_000)
+    user_id = await sign_up(producer, pool)
+    backlog = 10_000
+    async with Receiver("webhook") as receiver:
+        await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
+        low = [
+            publish(
+                producer, request(user_id, title=f"Low {n}", priority="low", channels=["webhook"])
+            )
+            for n in range(backlog)
+        ]
+        for start in range(0, backlog, 500):
+            await asyncio.gather(*low[start : start + 500])
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        await publish(
+            producer, request(user_id, title="Urgent", priority="urgent", channels=["webhook"])
+        )
+
+        def urgent() -> list[Any]:
+            return [r for r in receiver.requests if r.json()["data"]["title"] == "Urgent"]
+
+        await eventually(lambda: bool(urgent()), timeout=10, what="the urgent message")
+        delivered_low = sum(1 for r in receiver.requests if r.at <= urgent()[0].at) - 1
+    assert urgent()[0].at - sent_at < 1.0
+    # it overtook the queue: most of the backlog was still waiting
+    assert delivered_low < backlog // 2, delivered_low

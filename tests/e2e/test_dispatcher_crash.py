@@ -1,0 +1,82 @@
+"""SIGKILL the dispatcher in the middle of a batch: nothing is lost, and a repeat
+carries the same idempotency key (webhook-id)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections import defaultdict
+
+import asyncpg
+
+from tests.e2e.conftest import Platform
+from tests.e2e.test_platform import CE, cloudevent, post, user
+from tests.receivers import Receiver, Reply
+from tests.support import eventually
+
+BATCH = 150
+
+
+async def test_sigkill_mid_batch_loses_nothing_and_repeats_keep_their_key(
+    platform: Platform, api_key: str, pool: asyncpg.Pool
+) -> None:
+    assert (await post(platform, api_key, user("kim"))).status_code == 202
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM users WHERE user_id = 'kim'"), what="user stored"
+    )
+    # only the webhook counts here: the welcome e-mail and inbox are switched off
+    await pool.execute(
+        """UPDATE preferences SET email_enabled = false, channels = '{"inapp": false}'
+           WHERE user_id = 'kim'"""
+    )
+    async with Receiver("webhook") as receiver:
+        # slow answers keep many deliveries in flight when the kill comes
+        receiver.script("*", *[Reply(204, delay=0.05) for _ in range(BATCH * 2)])
+        added = platform.herald(
+            "endpoint", "add", "--user", "kim", "--type", "webhook", "--url", f"{receiver.url}/h"
+        )
+        assert added.returncode == 0, added.stderr
+        batch = [
+            cloudevent(
+                "notification.requested",
+                {"user_id": "kim", "type": "job_update", "title": f"Update {n}", "body": "..."},
+            )
+            for n in range(BATCH)
+        ]
+        sent = await post(
+            platform,
+            api_key,
+            batch,
+            **{**CE, "content-type": "application/cloudevents-batch+json"},
+        )
+        assert sent.status_code == 202, sent.text
+
+        await eventually(lambda: len(receiver.requests) >= 20, what="the batch under way")
+        platform.processes["dispatcher"].send_signal(signal.SIGKILL)
+        await asyncio.to_thread(platform.processes["dispatcher"].wait, 10)
+        seen_at_kill = len(receiver.requests)
+        assert seen_at_kill < BATCH, "the kill came too late to prove anything"
+
+        platform.start("dispatcher")
+
+        def delivered_ids() -> set[str]:
+            return {json.loads(r.body)["data"]["id"] for r in receiver.requests}
+
+        # deliveries the killed process held come back when its lease runs out
+        await eventually(
+            lambda: len(delivered_ids()) == BATCH, timeout=60, what="every notification"
+        )
+        await eventually(
+            lambda: pool.fetchval(
+                """SELECT count(*) = $1 FROM deliveries d JOIN notifications n
+                   ON n.id = d.notification_id
+                   WHERE n.user_id = 'kim' AND d.channel = 'webhook' AND d.status = 'delivered'""",
+                BATCH,
+            ),
+            what="history says delivered",
+        )
+        keys: defaultdict[str, set[str]] = defaultdict(set)
+        for r in receiver.requests:
+            keys[json.loads(r.body)["data"]["id"]].add(r.headers["webhook-id"])
+    assert all(len(k) == 1 for k in keys.values()), "a repeat came with a new webhook-id"
