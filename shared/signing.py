@@ -7,6 +7,8 @@ import base64
 import hashlib
 import hmac
 
+from shared.settings import Settings
+
 
 class BadToken(ValueError):
     pass
@@ -40,3 +42,22 @@ def unsign(secret: str, purpose: str, token: str) -> str:
     if not hmac.compare_digest(mac, _mac(secret, purpose, payload)[:18]):
         raise BadToken("bad signature")
     return payload.decode()
+
+
+UNSUBSCRIBE = "unsubscribe"
+
+
+def _secret(settings: Settings) -> str:
+    assert settings.secret_key is not None  # load_settings always fills it
+    return settings.secret_key.get_secret_value()
+
+
+def unsubscribe_url(settings: Settings, user_id: str) -> str:
+    """The one-click unsubscribe link for ``user_id``'s e-mail (RFC 8058)."""
+    token = sign(_secret(settings), UNSUBSCRIBE, user_id)
+    return f"{settings.public_url.rstrip('/')}/v1/unsubscribe/{token}"
+
+
+def unsubscribing_user(settings: Settings, token: str) -> str:
+    """Whose unsubscribe link ``token`` is; ``BadToken`` if it is not one of ours."""
+    return unsign(_secret(settings), UNSUBSCRIBE, token)

@@ -46,7 +46,6 @@ SOURCE = "herald/dispatcher"
 # Waits up to this long are slept through in place; longer ones give the consumer
 # slot back and return through a delay queue.
 MAX_INLINE_WAIT = 1.0
-UNSUBSCRIBE = "unsubscribe"
 
 
 @dataclass(frozen=True)
@@ -67,12 +66,6 @@ class DeliveryDeps:
         # Longer than one send takes; short, because a dispatcher killed mid-send
         # holds its deliveries until the lease runs out.
         return self.settings.http_timeout + 10
-
-    def unsubscribe_url(self, user_id: str) -> str:
-        secret = self.settings.secret_key
-        assert secret is not None  # load_settings always fills it
-        token = signing.sign(secret.get_secret_value(), UNSUBSCRIBE, user_id)
-        return f"{self.settings.public_url.rstrip('/')}/v1/unsubscribe/{token}"
 
 
 async def publish_due(bus: Bus, due: list[history.Due], correlation_id: str) -> None:
@@ -118,7 +111,7 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
     notification = claimed.notification
     if endpoint.type == EMAIL:
         notification = history.with_unsubscribe(
-            notification, deps.unsubscribe_url(notification.user_id)
+            notification, signing.unsubscribe_url(deps.settings, notification.user_id)
         )
     result = await _send(deps.channels.get(endpoint.type), notification, endpoint)
     final = result.outcome is Outcome.TRANSIENT and claimed.attempts + 1 >= deps.max_attempts

@@ -41,7 +41,7 @@ from . import history, recipients
 from .calendar import meeting_ics
 from .channels import Attachment, Notification
 from .content import JobItem, rank_digest
-from .delivery import UNSUBSCRIBE, publish_due
+from .delivery import publish_due
 from .metrics import DispatcherMetrics
 from .planner import plan
 from .policy import EMAIL, INAPP, DedupStrategy, route_match
@@ -66,12 +66,6 @@ class IntakeDeps:
 
     def strategy(self, notification_type: str) -> DedupStrategy:
         return DedupStrategy(self.settings.dedup_strategies.get(notification_type, "default"))
-
-    def unsubscribe_url(self, user_id: str) -> str:
-        secret = self.settings.secret_key
-        assert secret is not None
-        token = signing.sign(secret.get_secret_value(), UNSUBSCRIBE, user_id)
-        return f"{self.settings.public_url.rstrip('/')}/v1/unsubscribe/{token}"
 
 
 @dataclass(frozen=True)
@@ -103,7 +97,10 @@ async def _notify(conn: Connection, deps: IntakeDeps, c: Compose) -> list[histor
     # with its unsubscribe link
     plain = deps.renderer.render(c.kind, name=user.name, **c.context)
     mail = deps.renderer.render(
-        c.kind, name=user.name, unsubscribe_url=deps.unsubscribe_url(user.user_id), **c.context
+        c.kind,
+        name=user.name,
+        unsubscribe_url=signing.unsubscribe_url(deps.settings, user.user_id),
+        **c.context,
     )
     notification = Notification(
         id=uuid.UUID(derived_id("notification", c.event.id, *c.id_parts)),

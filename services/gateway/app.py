@@ -13,7 +13,7 @@ from shared.metrics import ServiceMetrics
 from shared.runner import make_bus, open_database
 from shared.settings import Settings
 
-from .routes import events, health
+from .routes import events, health, unsubscribe
 from .state import GatewayState
 
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(events.router)
+    app.include_router(unsubscribe.router)
 
     @app.exception_handler(BusUnavailable)
     async def bus_unavailable(_: Request, exc: BusUnavailable) -> JSONResponse:

@@ -12,6 +12,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from shared import signing
+from shared.settings import Settings
 from tests.e2e.conftest import Platform, Receiver
 from tests.support import eventually, rabbitmqctl
 
@@ -262,3 +264,24 @@ async def test_platform_resumes_by_itself_after_broker_and_database_restarts(
         lambda: len(receiver.requests) == 1, timeout=30, what="delivery after restarts"
     )
     assert all(p.poll() is None for p in platform.processes.values()), platform.log_text()
+
+
+async def test_one_click_unsubscribe_turns_email_off(
+    platform: Platform, api_key: str, pool: asyncpg.Pool
+) -> None:
+    assert (await post(platform, api_key, user("uma"))).status_code == 202
+    await eventually(
+        lambda: pool.fetchval("SELECT email_enabled FROM preferences WHERE user_id = 'uma'"),
+        what="user with e-mail on",
+    )
+    settings = Settings(secret_key=platform.env["HERALD_SECRET_KEY"], public_url=platform.gateway)  # type: ignore[arg-type]
+    link = signing.unsubscribe_url(settings, "uma")
+    async with httpx.AsyncClient(timeout=10) as client:
+        page = await client.get(link)  # what a link scanner does: nothing changes
+        assert page.status_code == 200
+        assert await pool.fetchval("SELECT email_enabled FROM preferences WHERE user_id = 'uma'")
+        forged = await client.post(link[:-3] + "xyz", data={"List-Unsubscribe": "One-Click"})
+        assert forged.status_code == 400
+        done = await client.post(link, data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200
+    assert not await pool.fetchval("SELECT email_enabled FROM preferences WHERE user_id = 'uma'")

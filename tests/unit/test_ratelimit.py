@@ -80,3 +80,12 @@ def test_channels_without_published_limits_get_only_the_recipient_limit(type_: s
 def test_the_recipient_limit_passed_in_is_the_one_used() -> None:
     strict = Limit(2, 60.0)
     assert limits_for(endpoint("slack"), strict)["user:u1"] == strict
+
+
+@pytest.mark.parametrize("type_", ["email", "inapp", "webhook", "discord", "slack", "telegram"])
+def test_without_a_recipient_limit_only_the_providers_limits_remain(type_: str) -> None:
+    """Urgent messages skip the per-recipient budget, never the provider's limits."""
+    e = endpoint(type_, user_id="alice")
+    keys = limits_for(e, None)
+    assert "user:alice" not in keys
+    assert keys == {k: v for k, v in limits_for(e, RECIPIENT).items() if k != "user:alice"}
