@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 
 import pytest
+from pydantic import SecretStr
 
-from shared.signing import BadToken, sign, unsign
+from shared.settings import Settings
+from shared.signing import BadToken, sign, unsign, unsubscribe_url, unsubscribing_user
 
 SECRET = "test-secret-key-0123456789abcdef"
 PURPOSE = "unsubscribe"
@@ -133,3 +135,40 @@ def test_characters_outside_the_alphabet_are_refused(mangle: str) -> None:
     }[mangle]
     with pytest.raises(BadToken):
         unsign(SECRET, PURPOSE, mangled)
+
+
+def _settings(public_url: str = "https://herald.example.com/", key: str = SECRET) -> Settings:
+    return Settings(secret_key=SecretStr(key), public_url=public_url)
+
+
+@pytest.mark.parametrize(
+    "public_url", ["https://herald.example.com", "https://herald.example.com/"]
+)
+def test_an_unsubscribe_link_names_its_user_and_opens_only_for_unsubscribing(
+    public_url: str,
+) -> None:
+    settings = _settings(public_url)
+    url = unsubscribe_url(settings, "user-42")
+    prefix = "https://herald.example.com/v1/unsubscribe/"
+    assert url.startswith(prefix)  # one slash, whatever public_url ends with
+    token = url.removeprefix(prefix)
+    assert "/" not in token
+    assert unsubscribing_user(settings, token) == "user-42"
+    # the same link every time: it can be printed in every e-mail
+    assert unsubscribe_url(settings, "user-42") == url
+    # made for unsubscribing, it opens nothing else
+    with pytest.raises(BadToken):
+        unsign(SECRET, "verify-email", token)
+
+
+def test_an_unsubscribe_token_from_another_deployment_is_refused() -> None:
+    token = unsubscribe_url(_settings(key="another-secret-key-0123456789abcd"), "u1").rsplit("/")[
+        -1
+    ]
+    with pytest.raises(BadToken):
+        unsubscribing_user(_settings(), token)
+
+
+def test_a_token_signed_for_another_purpose_does_not_unsubscribe() -> None:
+    with pytest.raises(BadToken):
+        unsubscribing_user(_settings(), sign(SECRET, "verify-email", "u1"))
