@@ -122,6 +122,8 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
         )
         notice = await _tell_owner(conn, endpoint, health) if health.disabled_now else []
     _count(deps, endpoint, notification, result, final)
+    if result.our_fault:
+        log.error("herald_misconfigured", channel=endpoint.type, detail=result.detail)
     if health.disabled_now:
         deps.metrics.endpoints_disabled.labels(deps.bus.service, endpoint.type).inc()
         log.warning("endpoint_disabled", channel=endpoint.type, reason=health.reason)

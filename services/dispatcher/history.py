@@ -272,7 +272,7 @@ async def endpoint_outcome(
             endpoint.id,
         )
         return EndpointHealth(False, 0, None)
-    if result.outcome is not Outcome.PERMANENT:
+    if result.outcome is not Outcome.PERMANENT or result.our_fault:
         return EndpointHealth(False, 0, None)
     reason = result.detail if result.endpoint_gone else None
     row = await conn.fetchrow(

@@ -30,6 +30,9 @@ class DeliveryResult:
     provider_id: str | None = None
     # the endpoint itself is gone (HTTP 410, Discord "Unknown Webhook"): disable it now
     endpoint_gone: bool = False
+    # the failure is Herald's own configuration (a wrong SMTP password, a revoked bot
+    # token or API key), not the user's endpoint: it never counts against the endpoint
+    our_fault: bool = False
 
     @classmethod
     def delivered(
@@ -46,6 +49,10 @@ class DeliveryResult:
     @classmethod
     def permanent(cls, detail: str, status_code: int | None = None) -> DeliveryResult:
         return cls(Outcome.PERMANENT, detail, status_code=status_code)
+
+    @classmethod
+    def misconfigured(cls, detail: str, status_code: int | None = None) -> DeliveryResult:
+        return cls(Outcome.PERMANENT, detail, status_code=status_code, our_fault=True)
 
     @classmethod
     def skipped(cls, detail: str) -> DeliveryResult:

@@ -180,6 +180,10 @@ def telegram_outcome(response: httpx.Response) -> DeliveryResult:
             retry_after=retry_after,
             status_code=status,
         )
+    if status in (401, 404):  # the bot token is wrong or revoked: ours to fix
+        return DeliveryResult.misconfigured(
+            f"HTTP {status}: the bot token was refused: {description}", status
+        )
     migrated = parameters.get("migrate_to_chat_id")
     if migrated is not None:
         description = f"{description} (the chat is now {migrated})"

@@ -132,6 +132,10 @@ class SendGridTransport:
         if isinstance(answer, DeliveryResult):
             return answer
         result = classify_http(answer.status_code, answer.headers.get("retry-after"))
+        if answer.status_code in (401, 403):  # our API key, not the recipient
+            result = DeliveryResult.misconfigured(
+                f"SendGrid {answer.status_code}: the API key was refused", answer.status_code
+            )
         if answer.status_code == 202:
             return DeliveryResult.delivered(
                 "SendGrid 202", 202, provider_id=answer.headers.get("x-message-id")

@@ -56,10 +56,19 @@ def queue_id(reply: str) -> str | None:
     return None
 
 
+# authentication required, too weak, invalid credentials, encryption required:
+# the server's configuration, not the recipient
+_AUTH_CODES = frozenset({530, 534, 535, 538})
+
+
 def smtp_outcome(exc: Exception) -> DeliveryResult:
     """What an aiosmtplib error (or a refused address) means for the delivery."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         exc = exc.recipients[0]
+    if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code in _AUTH_CODES:
+        return DeliveryResult.misconfigured(
+            f"SMTP {exc.code}: authentication failed: {_short(exc.message)}", exc.code
+        )
     if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code > 0:
         detail = f"SMTP {exc.code}: {_short(exc.message)}"
         if 400 <= exc.code < 500:
@@ -78,7 +87,7 @@ def smtp_outcome(exc: Exception) -> DeliveryResult:
     # SMTPNotSupported (no SMTPUTF8 for a non-ASCII address, no AUTH offered) and the
     # like: the server and the message or configuration do not fit; trying again
     # with the same ones will not help
-    return DeliveryResult.permanent(f"SMTP: {_short(str(exc))}")
+    return DeliveryResult.misconfigured(f"SMTP: {_short(str(exc))}")
 
 
 def _short(text: str, limit: int = 300) -> str:
