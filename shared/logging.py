@@ -96,5 +96,7 @@ def configure_logging(service: str, level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-    for noisy in ("aiormq", "aio_pika"):
+    # httpx and httpcore log every request URL at INFO, and a Discord, Slack or Teams
+    # webhook URL is itself a secret; Apprise and urllib3 do the same with theirs
+    for noisy in ("aiormq", "aio_pika", "httpx", "httpcore", "apprise", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

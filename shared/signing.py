@@ -19,7 +19,8 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # strict: one spelling per token (no stray characters silently dropped)
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 def _mac(secret: str, purpose: str, payload: bytes) -> bytes:
@@ -37,8 +38,10 @@ def unsign(secret: str, purpose: str, token: str) -> str:
         payload_text, mac_text = token.split(".", 1)
         payload = _unb64(payload_text)
         mac = _unb64(mac_text)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
         raise BadToken("malformed token") from exc
+    if _b64(payload) != payload_text or _b64(mac) != mac_text:
+        raise BadToken("malformed token")
     if not hmac.compare_digest(mac, _mac(secret, purpose, payload)[:18]):
         raise BadToken("bad signature")
     return payload.decode()

@@ -53,6 +53,8 @@ log = structlog.get_logger("herald.dispatcher")
 # Reminders about an application stop once it reaches one of these.
 FINAL_STATUSES = frozenset({"withdrawn", "rejected", "hired"})
 DIGEST_SIZE = 10
+# a welcome is once per user, whatever its wording (HERALD_DEDUP_STRATEGIES overrides)
+DEFAULT_STRATEGIES = {"welcome": "aggressive"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class IntakeDeps:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def strategy(self, notification_type: str) -> DedupStrategy:
-        return DedupStrategy(self.settings.dedup_strategies.get(notification_type, "default"))
+        configured = self.settings.dedup_strategies.get(notification_type)
+        return DedupStrategy(configured or DEFAULT_STRATEGIES.get(notification_type, "default"))
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> Non
     async with deps.pool.acquire() as conn, conn.transaction():
         await recipients.record_user(conn, u.user_id, u.email, u.name, u.timezone, u.locale)
         recipient = await _recipient(conn, u.user_id)
-        # the welcome is aggressive-deduplicated on the user: a repeated sign-up
+        # the welcome is de-duplicated aggressively on the user: a repeated sign-up
         # (an e-mail change re-sent by the product) never welcomes twice
         due = await _notify(
             conn,
@@ -384,7 +387,7 @@ async def on_meeting_changed(
                ends_at = EXCLUDED.ends_at, join_url = EXCLUDED.join_url,
                cancelled = EXCLUDED.cancelled, as_of = EXCLUDED.as_of,
                sequence = m.sequence + 1
-           WHERE m.as_of <= EXCLUDED.as_of""",
+           WHERE m.as_of < EXCLUDED.as_of""",
         m.meeting_id,
         m.user_id,
         m.title,

@@ -47,7 +47,8 @@ async def plan(
     if await history.notification_exists(conn, n.id):
         # the same event again (a crash before its ack): finish what is pending
         return Planned(await history.pending(conn, n.id), "existing")
-    rule = dedup_rule(strategy, content_hash(n.title, n.body), repeatable=repeatable)
+    content = content_hash(n.title, n.body, {**n.data, "link": n.link})
+    rule = dedup_rule(strategy, content, repeatable=repeatable)
     if rule is not None and not await _mark(conn, n.user_id, n.type, draft.subject, rule):
         return Planned([], "duplicate")
     await history.insert_notification(
@@ -55,10 +56,13 @@ async def plan(
     )
     prefs = recipient.prefs
     wanted = set(choose_channels({e.type for e in recipient.endpoints}, prefs, only))
-    quiet_end = (
-        None if n.priority == "urgent" else quiet_until(now, prefs.timezone, prefs.quiet_hours)
-    )
     later = deliver_at if deliver_at is not None and deliver_at > now else None
+    # quiet hours are judged at the moment it would go out
+    quiet_end = (
+        None
+        if n.priority == "urgent"
+        else quiet_until(later or now, prefs.timezone, prefs.quiet_hours)
+    )
     plan_rows: list[tuple[Endpoint, datetime | None]] = []
     for endpoint in recipient.endpoints:
         if endpoint.type not in wanted:

@@ -30,7 +30,7 @@ async def release_due(pool: asyncpg.Pool, bus: Bus) -> int:
         rows = await conn.fetch(
             """SELECT d.id, d.notification_id, d.channel, d.priority, n.user_id,
                       n.correlation_id,
-                      n.job_id IS NOT NULL AND NOT EXISTS (
+                      n.kind = 'job_match' AND NOT EXISTS (
                           SELECT 1 FROM jobs j WHERE j.job_id = n.job_id
                           AND j.closed_at IS NULL
                           AND (j.expires_at IS NULL OR j.expires_at > now())) AS stale

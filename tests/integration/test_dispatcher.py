@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from standardwebhooks.webhooks import Webhook
 
+from services.matcher.jobs import upsert_job
 from shared.bus import Bus
 from shared.events import (
     ApplicationStatusChanged,
@@ -52,6 +53,7 @@ def outbox(d: Dispatcher) -> list[EmailMessage]:
 
 
 async def store_job(pool: asyncpg.Pool, job_id: str, **fields: Any) -> None:
+    """The job as the matcher stores it (the dispatcher reads it for wording)."""
     job = JobPosted(
         **{
             "job_id": job_id,
@@ -69,23 +71,8 @@ async def store_job(pool: asyncpg.Pool, job_id: str, **fields: Any) -> None:
         }
         | fields
     )
-    await pool.execute(
-        """INSERT INTO jobs (job_id, title, company, description, location, remote, salary_min,
-               salary_max, currency, job_type, url, posted_at, as_of)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())""",
-        job.job_id,
-        job.title,
-        job.company,
-        job.description,
-        job.location,
-        job.remote,
-        job.salary_min,
-        job.salary_max,
-        job.currency,
-        job.job_type.value,
-        str(job.url),
-        job.posted_at,
-    )
+    async with pool.acquire() as conn:
+        await upsert_job(conn, job, datetime.now(UTC))
 
 
 def match(user_id: str, job_id: str, score: float = 0.9, reason: str = "new_match") -> MatchFound:

@@ -30,3 +30,13 @@ async def call(
         return DeliveryResult.transient(f"connection error: {type(exc).__name__}: {exc}")
     except httpx.InvalidURL as exc:
         return DeliveryResult.permanent(f"invalid URL: {exc}")
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object, or ``{}`` when it is not one (services do answer
+    errors with HTML or plain text)."""
+    try:
+        parsed = response.json()
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}

@@ -18,7 +18,7 @@ import httpx
 from shared.endpoints import Endpoint
 
 from ._base import DeliveryResult, Notification, Outcome, classify_http, parse_retry_after
-from ._http import call
+from ._http import call, json_object
 from ._text import Field, notification_fields, truncate
 
 TITLE_MAX = 256
@@ -122,7 +122,7 @@ def discord_outcome(response: httpx.Response) -> DeliveryResult:
     """Delivered with the message id; 429 waits as long as Discord says (header or
     body); "Unknown Webhook" and "Invalid Webhook Token" mean the endpoint is gone."""
     status = response.status_code
-    answer = _json(response)
+    answer = json_object(response)
     if 200 <= status < 300:
         message_id = answer.get("id")
         return DeliveryResult.delivered(
@@ -177,11 +177,3 @@ def _retry_after(header: str | None, answer: dict[str, Any]) -> float | None:
     ):
         waits.append(max(0.0, float(body_wait)))
     return max(waits) if waits else None
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        parsed = response.json()
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}

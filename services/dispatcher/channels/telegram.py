@@ -23,7 +23,7 @@ import httpx
 from shared.endpoints import Endpoint
 
 from ._base import DeliveryResult, Notification, Outcome, classify_http, parse_retry_after
-from ._http import call
+from ._http import call, json_object
 from ._text import escape_html, split_spans, truncate, utf16_len
 
 MESSAGE_MAX = 4096
@@ -158,7 +158,7 @@ def telegram_outcome(response: httpx.Response) -> DeliveryResult:
     mean the chat is gone for this bot; other 4xx are permanent, 5xx transient.
     """
     status = response.status_code
-    answer = _json(response)
+    answer = json_object(response)
     if 200 <= status < 300:
         result = answer.get("result")
         message_id = result.get("message_id") if isinstance(result, dict) else None
@@ -204,11 +204,3 @@ def telegram_outcome(response: httpx.Response) -> DeliveryResult:
         status,
         endpoint_gone=result.endpoint_gone,
     )
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        parsed = response.json()
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}

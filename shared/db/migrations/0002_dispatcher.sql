@@ -16,7 +16,8 @@ CREATE TABLE preferences (
     notify_application_updates  boolean NOT NULL DEFAULT true,
     notify_reminders            boolean NOT NULL DEFAULT true,
     notify_digests              boolean NOT NULL DEFAULT true,
-    min_match_score             real NOT NULL DEFAULT 0 CHECK (min_match_score BETWEEN 0 AND 1),
+    min_match_score             double precision NOT NULL DEFAULT 0
+                                CHECK (min_match_score BETWEEN 0 AND 1),
     quiet_hours_start           time,
     quiet_hours_end             time,
     -- per channel type on/off, e.g. {"slack": false}; a missing type is on
@@ -30,7 +31,7 @@ ALTER TABLE notifications
     ADD COLUMN kind          text NOT NULL DEFAULT 'generic',
     ADD COLUMN subject       text,
     ADD COLUMN job_id        text,
-    ADD COLUMN score         real,
+    ADD COLUMN score         double precision,
     ADD COLUMN html          text,
     ADD COLUMN link          text,
     -- set when the in-app channel delivered it: from then on it is in the inbox
@@ -73,7 +74,7 @@ CREATE TABLE digest_items (
     user_id      text NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
     job_id       text NOT NULL,
     match_id     text NOT NULL,
-    score        real NOT NULL,
+    score        double precision NOT NULL,
     data         jsonb NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     digested_at  timestamptz,
