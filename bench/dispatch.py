@@ -313,10 +313,10 @@ def cpu_seconds(pid: int) -> float:
 
 def cpu_by_group(service: int) -> dict[str, float]:
     """CPU seconds so far of the service's tree, RabbitMQ, PostgreSQL, this
-    benchmark (with its receiver) and the rest of the machine."""
+    benchmark (with its receiver), and of the whole machine (busy and all)."""
     mine = set(process_tree(service))
     bench = set(process_tree(os.getpid()))
-    groups = {"service": 0.0, "rabbitmq": 0.0, "postgres": 0.0, "bench": 0.0, "other": 0.0}
+    groups = {"service": 0.0, "rabbitmq": 0.0, "postgres": 0.0, "bench": 0.0}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -335,7 +335,7 @@ def cpu_by_group(service: int) -> dict[str, float]:
         elif comm.startswith("postgres"):
             group = "postgres"
         else:
-            group = "other"
+            continue
         groups[group] += cpu_seconds(pid)
     with open("/proc/stat") as f:
         parts = [int(v) for v in f.readline().split()[1:]]
@@ -446,6 +446,9 @@ def latency_of(published: dict[str, float], arrived: dict[str, float], seconds: 
 
 def cpu_split(before: dict[str, float], after: dict[str, float], deliveries: int) -> str:
     ms = {k: (after[k] - before[k]) * 1000 / deliveries for k in before}
+    # processes that came and went in between are only in the machine's total
+    known = ("service", "rabbitmq", "postgres", "bench")
+    ms["other"] = ms["machine_busy"] - sum(ms[k] for k in known)
     order = ("service", "rabbitmq", "postgres", "bench", "other")
     return " ".join(f"{k} {ms[k]:.2f}" for k in order) + " ms/delivery"
 
@@ -913,6 +916,12 @@ async def one_run(cfg: Config, receiver: Receiver, run_no: int) -> dict[str, Sid
             results[peer.name] = await measure(cfg, env, peer, receiver, run_no)
             print(describe(peer.name, results[peer.name], cfg.rates), file=sys.stderr)
             await peer.stop()
+    except BaseException:
+        for side in sides:
+            log = getattr(side, "log_path", None)
+            if log is not None:
+                print(f"--- {side.name} log tail:\n{tail(log, 30)}", file=sys.stderr)
+        raise
     finally:
         for side in reversed(sides):
             with contextlib.suppress(Exception):
@@ -1045,13 +1054,12 @@ def report(cfg: Config, runs: list[dict[str, SideRun]]) -> None:
         print(f"Herald / {name}: {herald.throughput / summary[name].throughput:.2f}x throughput")
     p99 = herald.latency[cfg.rate].p99
     checks = [
-        (
-            "3x either Celery",
-            all(herald.throughput >= 3 * summary[n].throughput for n in names[1:]),
-        ),
         (f"p99 <= 50 ms at {cfg.rate}/s", p99 <= 50),
         ("RSS <= 150 MB", herald.peak_rss_mb <= 150),
     ]
+    if names[1:]:
+        faster = all(herald.throughput >= 3 * summary[n].throughput for n in names[1:])
+        checks.insert(0, ("3x either Celery", faster))
     print("targets: " + "; ".join(f"{what} {'met' if ok else 'MISSED'}" for what, ok in checks))
 
 

@@ -1,5 +1,5 @@
 """Real local HTTP servers that stand in for Discord, Slack, Telegram, Teams, SendGrid
-and webhook receivers in tests.
+and webhook receivers in tests, or for any HTTP server (``plain``: 200, no body).
 
 A ``Receiver`` listens on a free port of 127.0.0.1, records every request it gets
 and answers the way the service it impersonates answers a good request. A test
@@ -12,7 +12,7 @@ scripts anything else per path, one behaviour per request, in order::
 
 It is a small HTTP/1.1 server on raw asyncio streams rather than an ASGI app, so it
 can do what real services and networks do and frameworks do not: answer late,
-or drop the connection without answering.
+or drop the connection without answering. Given an ``ssl_context`` it serves HTTPS.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import ssl
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -31,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 ANY_PATH = "*"
-SERVICES = ("discord", "slack", "telegram", "teams", "sendgrid", "webhook")
+SERVICES = ("discord", "slack", "telegram", "teams", "sendgrid", "webhook", "plain")
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,13 @@ Behaviour = Reply | Drop
 
 
 class Receiver:
-    def __init__(self, impersonate: str = "webhook") -> None:
+    def __init__(
+        self, impersonate: str = "webhook", *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         if impersonate not in SERVICES:
             raise ValueError(f"impersonate one of {SERVICES}, not {impersonate!r}")
         self.impersonate = impersonate
+        self.ssl_context = ssl_context
         self.requests: list[Request] = []
         self._scripts: defaultdict[str, deque[Behaviour]] = defaultdict(deque)
         self._ids = itertools.count(1)
@@ -86,7 +90,8 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def script(self, path: str, *behaviours: Behaviour) -> None:
         """Queue how the next requests to ``path`` (query ignored; ``ANY_PATH`` for
@@ -97,7 +102,7 @@ class Receiver:
         return [r for r in self.requests if r.path == path]
 
     async def __aenter__(self) -> Receiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.ssl_context)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self
 
@@ -131,7 +136,7 @@ class Receiver:
                 await writer.drain()
                 if request.headers.get("connection", "").lower() == "close":
                     return
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             writer.transport.abort()
         except asyncio.CancelledError:
             # the receiver is closing: end quietly (asyncio logs a cancelled
@@ -173,6 +178,8 @@ class Receiver:
                 )
             case "teams":
                 return Reply(200, "1")
+            case "plain":
+                return Reply(200)
             case _:  # sendgrid
                 return Reply(202, headers={"x-message-id": f"sg{n:08d}"})
 

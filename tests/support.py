@@ -1,17 +1,28 @@
-"""Small tools the integration and end-to-end tests share."""
+"""Small tools the tests share."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import shutil
 import socket
 import subprocess
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aio_pika
+import pytest
 
+from services.dispatcher.calendar import meeting_ics
+from services.dispatcher.channels import Attachment, Notification
 from shared.bus import exchange_name
 from shared.events import Event, RequestNotification, new_event
+
+# what an operator lists in HERALD_ALLOW_PRIVATE_URLS so that local receivers are reached
+LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 
 
 async def eventually(
@@ -39,6 +50,55 @@ def notification(
 ) -> Event[RequestNotification]:
     data = {"user_id": user_id, "type": "test", "title": "Hello", "body": "Body"} | fields
     return new_event(RequestNotification(**data), source="tests", correlation_id=correlation_id)
+
+
+def channel_notification(**fields: Any) -> Notification:
+    """A notification as a channel gets it, rendered and ready to send; ``fields``
+    replace the defaults."""
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "user_id": "u1",
+        "type": "test",
+        "title": "Hello",
+        "body": "Body",
+        "priority": "normal",
+        "created_at": datetime.now(UTC),
+    }
+    return Notification(**(values | fields))
+
+
+def meeting_invite(**fields: Any) -> Attachment:
+    """An interview invitation (``invite.ics``); ``fields`` replace the defaults."""
+    values: dict[str, Any] = {
+        "uid": "interview-42@herald",
+        "title": "Interview with Acme",
+        "starts_at": datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+        "ends_at": datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
+        "join_url": "https://meet.example.com/abc",
+        "organizer_email": "hr@acme.example",
+        "attendee_email": "ada@example.org",
+    }
+    return meeting_ics(**(values | fields))
+
+
+def self_signed_certificate(directory: Path, subject_alt_name: str) -> tuple[Path, Path]:
+    """A certificate and its key, valid for one day and only for ``subject_alt_name``
+    (``DNS:hooks.test``, ``IP:127.0.0.1``), made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    common_name = subject_alt_name.partition(":")[2]
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "1",
+            "-subj", f"/CN={common_name}", "-addext", f"subjectAltName={subject_alt_name}",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
 
 async def publish_raw(amqp_url: str, namespace: str, routing_key: str, body: bytes) -> None:

@@ -19,7 +19,7 @@ import asyncpg
 import structlog
 
 from shared import signing
-from shared.bus import Bus
+from shared.bus import Bus, retry_step
 from shared.db import Connection
 from shared.endpoints import Endpoint
 from shared.errors import Defer, Retry
@@ -46,6 +46,8 @@ SOURCE = "herald/dispatcher"
 # Waits up to this long are slept through in place; longer ones give the consumer
 # slot back and return through a delay queue.
 MAX_INLINE_WAIT = 1.0
+# a user may get a few notifications back to back before the spacing applies
+RECIPIENT_BURST = 5
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,10 @@ class DeliveryDeps:
 
     @property
     def lease(self) -> float:
-        # Longer than one send takes; short, because a dispatcher killed mid-send
-        # holds its deliveries until the lease runs out.
-        return self.settings.http_timeout + 10
+        # Longer than one send takes (a Telegram text split in parts makes several
+        # calls); short, because a dispatcher killed mid-send holds its deliveries
+        # until the lease runs out.
+        return self.settings.http_timeout * 4 + 10
 
 
 async def publish_due(bus: Bus, due: list[history.Due], correlation_id: str) -> None:
@@ -100,11 +103,28 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
         if claimed.until is not None:
             wait = (claimed.until - deps.clock()).total_seconds()
             raise Defer(max(wait, 0.1), "another dispatcher holds this delivery")
-        return  # already delivered, failed or dropped: a duplicate message
+        if claimed.finished is not None:
+            # a duplicate message, or our announcement was lost after the outcome
+            # was recorded: announce again (same event id, consumers keep one)
+            f = claimed.finished
+            await _announce(
+                deps,
+                delivery,
+                f.notification_id,
+                f.user_id,
+                f.channel,
+                f.status == "delivered",
+                f.attempts,
+                f.error or "",
+                event.correlation_id,
+            )
+        return
     endpoint = claimed.endpoint
     if endpoint is None:
         async with deps.pool.acquire() as conn:
-            await history.mark(conn, delivery, "skipped", "endpoint removed or disabled")
+            await history.mark(
+                conn, delivery, claimed.token, "skipped", "endpoint removed or disabled"
+            )
         return
     await _wait_for_turn(claimed, endpoint, deps)
 
@@ -115,8 +135,14 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
         )
     result = await _send(deps.channels.get(endpoint.type), notification, endpoint)
     final = result.outcome is Outcome.TRANSIENT and claimed.attempts + 1 >= deps.max_attempts
+    retry_in = _retry_in(deps, claimed.attempts + 1, result) if not final else None
     async with deps.pool.acquire() as conn, conn.transaction():
-        attempts = await history.record_attempt(conn, delivery, result, final=final)
+        attempts = await history.record_attempt(
+            conn, delivery, claimed.token, result, final=final, retry_in=retry_in
+        )
+        if attempts is None:
+            log.warning("delivery_claim_lost", channel=endpoint.type, lease=deps.lease)
+            return
         health = await history.endpoint_outcome(
             conn, endpoint, result, deps.settings.disable_after_failures
         )
@@ -135,38 +161,48 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
         detail=result.detail,
         attempts=attempts,
     )
-    await _announce(deps, notification, endpoint, delivery, result, attempts, final, event)
+    if result.outcome is Outcome.DELIVERED or result.outcome is Outcome.PERMANENT or final:
+        await _announce(
+            deps,
+            delivery,
+            notification.id,
+            notification.user_id,
+            endpoint.type,
+            result.outcome is Outcome.DELIVERED,
+            attempts,
+            result.detail,
+            event.correlation_id,
+        )
     if notice:
         await publish_due(deps.bus, notice, event.correlation_id)
     if result.outcome is Outcome.TRANSIENT and not final:
         raise Retry(f"{endpoint.type}: {result.detail}", after=result.retry_after)
 
 
+def _retry_in(deps: DeliveryDeps, attempt: int, result: DeliveryResult) -> float | None:
+    """When the bus will bring a transient failure back (the same step it picks)."""
+    if result.outcome is not Outcome.TRANSIENT:
+        return None
+    delays = deps.settings.delivery_retry_delays
+    step = retry_step(attempt, delays, result.retry_after)
+    return None if step is None else delays[step]
+
+
 async def _wait_for_turn(claimed: history.Claimed, endpoint: Endpoint, deps: DeliveryDeps) -> None:
-    if claimed.not_before is not None:
-        # a reservation made on an earlier pass: it is ours, no second one
-        remaining = (claimed.not_before - deps.clock()).total_seconds()
-        if remaining > MAX_INLINE_WAIT:
-            async with deps.pool.acquire() as conn:
-                await history.postpone(conn, claimed.id, remaining)
-            raise Defer(remaining, "rate limited")
-        if remaining > 0:
-            await asyncio.sleep(remaining)
-        return
     # urgent messages skip the per-recipient budget (and do not use it up); the
     # provider's own limits still hold
     recipient_limit = (
         None
         if claimed.notification.priority == "urgent"
-        else Limit(deps.settings.recipient_rate_per_minute, 60.0)
+        else Limit(deps.settings.recipient_rate_per_minute, 60.0, burst=RECIPIENT_BURST)
     )
     async with deps.pool.acquire() as conn:
-        wait = await reserve_all(conn, limits_for(endpoint, recipient_limit))
-        if wait > MAX_INLINE_WAIT:
-            await history.postpone(conn, claimed.id, wait)
-            raise Defer(wait, "rate limited")
-    if wait > 0:
-        await asyncio.sleep(wait)
+        turn = await reserve_all(conn, limits_for(endpoint, recipient_limit), MAX_INLINE_WAIT)
+        if not turn.granted:
+            await history.postpone(conn, claimed.id, claimed.token, turn.wait)
+            raise Defer(turn.wait, "rate limited")
+    if turn.wait > 0:
+        await asyncio.sleep(turn.wait)
 
 
 async def _send(
@@ -198,39 +234,38 @@ def _count(
 
 async def _announce(
     deps: DeliveryDeps,
-    notification: Notification,
-    endpoint: Endpoint,
     delivery: uuid.UUID,
-    result: DeliveryResult,
+    notification_id: uuid.UUID,
+    user_id: str,
+    channel: str,
+    delivered: bool,
     attempts: int,
-    final: bool,
-    cause: Event[DeliveryDue],
+    error: str,
+    correlation_id: str,
 ) -> None:
     payload: NotificationDelivered | NotificationFailed
-    if result.outcome is Outcome.DELIVERED:
+    if delivered:
         payload = NotificationDelivered(
-            notification_id=str(notification.id),
-            user_id=notification.user_id,
-            channel=endpoint.type,
+            notification_id=str(notification_id),
+            user_id=user_id,
+            channel=channel,
             attempts=attempts,
-        )
-    elif result.outcome is Outcome.PERMANENT or final:
-        payload = NotificationFailed(
-            notification_id=str(notification.id),
-            user_id=notification.user_id,
-            channel=endpoint.type,
-            attempts=attempts,
-            error=result.detail,
         )
     else:
-        return
+        payload = NotificationFailed(
+            notification_id=str(notification_id),
+            user_id=user_id,
+            channel=channel,
+            attempts=attempts,
+            error=error,
+        )
     await deps.bus.publish(
         new_event(
             payload,
             source=SOURCE,
             id=derived_id(payload.event_type, str(delivery)),
-            subject=notification.user_id,
-            correlation_id=cause.correlation_id,
+            subject=user_id,
+            correlation_id=correlation_id,
         )
     )
 

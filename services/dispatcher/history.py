@@ -124,7 +124,8 @@ async def pending(conn: Connection, notification_id: uuid.UUID) -> list[Due]:
 class Claimed:
     id: uuid.UUID
     attempts: int
-    not_before: datetime | None
+    # the claim's fencing token: later writes only land while the claim is ours
+    token: datetime
     notification: Notification
     kind: str
     job_id: str | None
@@ -132,34 +133,49 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class Finished:
+    """A delivery that already has its outcome, for announcing it again."""
+
+    status: str
+    attempts: int
+    error: str | None
+    notification_id: uuid.UUID
+    user_id: str
+    channel: str
+
+
+@dataclass(frozen=True)
 class Busy:
-    """Another dispatcher holds the delivery (or it is finished: ``until`` None)."""
+    """Another dispatcher holds the delivery until ``until``; or it is finished
+    (``until`` None, ``finished`` set when it was delivered or failed)."""
 
     until: datetime | None
+    finished: Finished | None = None
 
 
 async def claim(conn: Connection, delivery: uuid.UUID, lease: float) -> Claimed | Busy:
     """Take a pending delivery for ``lease`` seconds, so a duplicate ``delivery.due``
-    waits instead of sending twice; a crashed holder's lease simply runs out."""
+    waits instead of sending twice; a crashed holder's lease simply runs out.
+
+    A held delivery whose time has come is claimable too: the releaser publishes
+    before it commits, and this UPDATE waits for its row lock, then sees the row as
+    committed.
+    """
     row = await conn.fetchrow(
-        """UPDATE deliveries d SET claimed_until = clock_timestamp() + make_interval(secs => $2)
-           WHERE d.id = $1 AND d.status = 'pending'
+        """UPDATE deliveries d
+           SET claimed_until = clock_timestamp() + make_interval(secs => $2),
+               status = 'pending',
+               not_before = CASE WHEN d.status = 'held' THEN NULL ELSE d.not_before END
+           WHERE d.id = $1
+             AND (d.status = 'pending'
+                  OR (d.status = 'held' AND d.not_before <= clock_timestamp()))
              AND (d.claimed_until IS NULL OR d.claimed_until < clock_timestamp())
-           RETURNING d.attempts, d.not_before, d.notification_id, d.endpoint_id""",
+           RETURNING d.attempts, d.claimed_until, d.notification_id, d.endpoint_id""",
         delivery,
         lease,
     )
     if row is None:
-        other = await conn.fetchrow(
-            """SELECT status, claimed_until,
-                      clock_timestamp() + interval '1 second' AS soon
-               FROM deliveries WHERE id = $1""",
-            delivery,
-        )
-        if other is None or other["status"] not in ("pending", "held"):
-            return Busy(None)
-        # "held": the releaser published before committing; look again shortly
-        return Busy(other["claimed_until"] or other["soon"])
+        return await _why_not(conn, delivery)
     n = await conn.fetchrow(
         """SELECT id, user_id, type, kind, job_id, title, body, html, link, data, priority,
                   created_at FROM notifications WHERE id = $1""",
@@ -192,7 +208,7 @@ async def claim(conn: Connection, delivery: uuid.UUID, lease: float) -> Claimed 
     return Claimed(
         delivery,
         row["attempts"],
-        row["not_before"],
+        row["claimed_until"],
         notification,
         n["kind"],
         n["job_id"],
@@ -200,12 +216,41 @@ async def claim(conn: Connection, delivery: uuid.UUID, lease: float) -> Claimed 
     )
 
 
-async def postpone(conn: Connection, delivery: uuid.UUID, seconds: float) -> None:
-    """Record a rate-limit reservation and let go of the claim until then."""
-    await conn.execute(
-        """UPDATE deliveries SET not_before = clock_timestamp() + make_interval(secs => $2),
-               claimed_until = NULL WHERE id = $1""",
+async def _why_not(conn: Connection, delivery: uuid.UUID) -> Busy:
+    other = await conn.fetchrow(
+        """SELECT d.status, d.claimed_until, d.attempts, d.last_error, d.notification_id,
+                  d.channel, n.user_id, clock_timestamp() + interval '1 second' AS soon
+           FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+           WHERE d.id = $1""",
         delivery,
+    )
+    if other is None:
+        return Busy(None)
+    if other["status"] == "pending":
+        return Busy(other["claimed_until"] or other["soon"])
+    if other["status"] == "held":
+        return Busy(None)  # not due yet: the releaser sends it when it is
+    finished = None
+    if other["status"] in ("delivered", "failed"):
+        finished = Finished(
+            other["status"],
+            other["attempts"],
+            other["last_error"],
+            other["notification_id"],
+            other["user_id"],
+            other["channel"],
+        )
+    return Busy(None, finished)
+
+
+async def postpone(conn: Connection, delivery: uuid.UUID, token: datetime, seconds: float) -> None:
+    """Let go of the claim; the delivery comes back through a delay queue."""
+    await conn.execute(
+        """UPDATE deliveries SET claimed_until = NULL,
+               retry_at = clock_timestamp() + make_interval(secs => $3)
+           WHERE id = $1 AND claimed_until = $2""",
+        delivery,
+        token,
         seconds,
     )
 
@@ -219,35 +264,48 @@ _STATUS = {
 
 
 async def record_attempt(
-    conn: Connection, delivery: uuid.UUID, result: DeliveryResult, *, final: bool
-) -> int:
+    conn: Connection,
+    delivery: uuid.UUID,
+    token: datetime,
+    result: DeliveryResult,
+    *,
+    final: bool,
+    retry_in: float | None = None,
+) -> int | None:
     """Store one attempt's outcome; a transient failure on the ``final`` attempt
-    fails the delivery. Returns the number of attempts made."""
+    fails the delivery. The number of attempts made, or None when the claim was lost
+    (another dispatcher took over after the lease ran out: its outcome stands)."""
     status = "failed" if final and result.outcome is Outcome.TRANSIENT else _STATUS[result.outcome]
     attempts = await conn.fetchval(
         """UPDATE deliveries
-           SET attempts = attempts + 1, status = $2, last_error = $3, response_status = $4,
-               provider_id = COALESCE($5, provider_id), claimed_until = NULL,
-               not_before = NULL, updated_at = now(), last_attempt_at = now(),
+           SET attempts = attempts + 1, status = $3, last_error = $4, response_status = $5,
+               provider_id = COALESCE($6, provider_id), claimed_until = NULL,
+               retry_at = clock_timestamp() + make_interval(secs => $7),
+               updated_at = now(), last_attempt_at = now(),
                first_attempt_at = COALESCE(first_attempt_at, now()),
-               delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
-           WHERE id = $1
+               delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END
+           WHERE id = $1 AND claimed_until = $2
            RETURNING attempts""",
         delivery,
+        token,
         status,
         None if result.outcome is Outcome.DELIVERED else result.detail,
         result.status_code,
         result.provider_id,
+        retry_in,
     )
-    return int(attempts)
+    return None if attempts is None else int(attempts)
 
 
-async def mark(conn: Connection, delivery: uuid.UUID, status: str, reason: str) -> None:
-    """Close a delivery without an attempt (dropped as stale, endpoint gone)."""
+async def mark(
+    conn: Connection, delivery: uuid.UUID, token: datetime, status: str, reason: str
+) -> None:
+    """Close a claimed delivery without an attempt (its endpoint is gone)."""
     await conn.execute(
-        """UPDATE deliveries SET status = $2, last_error = $3, claimed_until = NULL,
-               updated_at = now() WHERE id = $1""",
+        """UPDATE deliveries SET status = $3, last_error = $4, claimed_until = NULL,
+               updated_at = now() WHERE id = $1 AND claimed_until = $2""",
         delivery,
+        token,
         status,
         reason,
     )

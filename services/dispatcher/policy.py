@@ -118,14 +118,42 @@ def quiet_until(now: datetime, timezone: str, quiet: QuietHours | None) -> datet
         end_day = local.date() if t < quiet.end else local.date() + timedelta(days=1)
     if not inside:
         return None
-    return _wall_clock(end_day, quiet.end, zone)
+    return first_instant(end_day, quiet.end, zone, after=now)
 
 
-def _wall_clock(day: date, at: time, zone: ZoneInfo) -> datetime:
-    naive = datetime.combine(day, at)
-    # A wall-clock time inside a spring-forward gap does not exist; round-tripping
-    # through UTC moves it to the real instant after the gap.
-    return naive.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).astimezone(UTC)
+def first_instant(day: date, at: time, zone: ZoneInfo, *, after: datetime) -> datetime:
+    """The first instant after ``after`` at which the wall clock in ``zone`` reads
+    ``at`` on ``day`` (UTC). On a fall-back night that time happens twice: the
+    occurrence still ahead wins. On a spring-forward night it may not happen at all:
+    then it is the moment the clocks jump past it.
+    """
+    occurrences = []
+    for fold in (0, 1):
+        local = datetime.combine(day, at, tzinfo=zone).replace(fold=fold)
+        utc = local.astimezone(UTC)
+        if utc.astimezone(zone).replace(tzinfo=None) == local.replace(tzinfo=None):
+            occurrences.append(utc)
+    if not occurrences:
+        return _end_of_gap(day, at, zone)
+    ahead = sorted(t for t in set(occurrences) if t > after)
+    return ahead[0] if ahead else max(occurrences)
+
+
+def _end_of_gap(day: date, at: time, zone: ZoneInfo) -> datetime:
+    # A skipped wall-clock time maps (PEP 495) to two instants around the jump:
+    # fold=1 with the offset after it, fold=0 with the offset before. The jump is
+    # between them; find the first second whose wall clock reads at least ``at``.
+    wanted = datetime.combine(day, at)
+    lo = datetime.combine(day, at, tzinfo=zone).replace(fold=1).astimezone(UTC)
+    hi = datetime.combine(day, at, tzinfo=zone).replace(fold=0).astimezone(UTC)
+    low, high = sorted((int(lo.timestamp()), int(hi.timestamp())))
+    while high - low > 1:
+        mid = (low + high) // 2
+        if datetime.fromtimestamp(mid, zone).replace(tzinfo=None) >= wanted:
+            high = mid
+        else:
+            low = mid
+    return datetime.fromtimestamp(high, UTC)
 
 
 class DedupStrategy(StrEnum):

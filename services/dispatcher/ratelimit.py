@@ -1,13 +1,16 @@
 """Rate limits per recipient and per channel endpoint, shared by every replica.
 
-Each key keeps one timestamp in PostgreSQL, the theoretical arrival time of the
-generic cell rate algorithm: a message *reserves* the next slot and learns how long
-it must wait for it. Nothing is refused: excess waits its turn. ``rate`` messages
-may go at once (the burst), after that one per ``per / rate`` seconds.
+Each key keeps one timestamp in PostgreSQL, the theoretical arrival time (TAT) of
+the generic cell rate algorithm: one message per ``per / rate`` seconds, with up to
+``burst`` at once. A delivery takes a slot only when it is at most ``max_wait``
+away; otherwise it is told how long to wait and takes nothing, so when it comes
+back it competes again and the queue's priorities decide who goes next. Nothing is
+refused: excess waits its turn.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,14 +22,16 @@ from shared.endpoints import Endpoint
 class Limit:
     rate: int
     per: float  # seconds
+    burst: int = 1  # messages that may go back to back before the spacing applies
 
     @property
     def interval(self) -> float:
         return self.per / self.rate
 
 
-# Published limits of the services (or their documented guidance); a 429 with
-# Retry-After is still honoured when a provider is stricter than this.
+# Published limits of the services (or their documented guidance). With a burst of
+# one, no window of ``per`` seconds ever holds more than ``rate`` messages; a 429
+# with Retry-After is still honoured when a provider is stricter than this.
 CHANNEL_LIMITS: Mapping[str, Mapping[str, Limit]] = {
     # Discord: about 30 messages per minute per webhook
     "discord": {"endpoint": Limit(30, 60.0)},
@@ -39,31 +44,65 @@ CHANNEL_LIMITS: Mapping[str, Mapping[str, Limit]] = {
 }
 
 
+def target_key(endpoint: Endpoint) -> str:
+    """The endpoint's destination, so two endpoints for one webhook or chat share a
+    bucket. Hashed: a chat webhook URL is a secret and must not sit in a key."""
+    target = endpoint.chat_id or endpoint.url or str(endpoint.id)
+    digest = hashlib.sha256(f"{endpoint.type}\x1f{target}".encode()).hexdigest()[:24]
+    return f"{endpoint.type}:{digest}"
+
+
 def limits_for(endpoint: Endpoint, recipient: Limit | None) -> dict[str, Limit]:
     """Bucket key → limit for one delivery on ``endpoint``; ``recipient`` None leaves
     the per-recipient limit out (urgent messages), never the provider's limits."""
     keys = {f"user:{endpoint.user_id}": recipient} if recipient is not None else {}
     for scope, limit in CHANNEL_LIMITS.get(endpoint.type, {}).items():
-        key = f"{endpoint.type}:{endpoint.id}" if scope == "endpoint" else endpoint.type
-        keys[key] = limit
+        keys[target_key(endpoint) if scope == "endpoint" else endpoint.type] = limit
     return keys
 
 
-async def reserve(conn: Connection, key: str, limit: Limit) -> float:
-    """Take the next slot of ``key``; seconds until it comes (0: now)."""
-    ahead = await conn.fetchval(
+@dataclass(frozen=True)
+class Turn:
+    """``granted``: a slot is taken and comes in ``wait`` seconds. Otherwise nothing
+    was taken; ask again in ``wait`` seconds."""
+
+    granted: bool
+    wait: float
+
+
+async def reserve(conn: Connection, key: str, limit: Limit, max_wait: float) -> Turn:
+    """Take the next slot of ``key`` if it comes within ``max_wait`` seconds."""
+    tolerance = limit.interval * limit.burst
+    row = await conn.fetchrow(
         """INSERT INTO rate_limits AS r (key, tat)
-           VALUES ($1, clock_timestamp() + make_interval(secs => $2))
+           VALUES ($1, clock_timestamp() + make_interval(secs => $2::float8))
            ON CONFLICT (key) DO UPDATE
-               SET tat = GREATEST(r.tat, clock_timestamp()) + make_interval(secs => $2)
-           RETURNING EXTRACT(EPOCH FROM r.tat - clock_timestamp())::float8""",
+               SET tat = GREATEST(r.tat, clock_timestamp()) + make_interval(secs => $2::float8)
+               WHERE GREATEST(r.tat, clock_timestamp()) + make_interval(secs => $2::float8)
+                     <= clock_timestamp() + make_interval(secs => $3::float8 + $4::float8)
+           RETURNING EXTRACT(EPOCH FROM r.tat - clock_timestamp())::float8 AS ahead""",
         key,
         limit.interval,
+        tolerance,
+        max_wait,
     )
-    return max(0.0, float(ahead) - limit.per)
+    if row is not None:
+        return Turn(True, max(0.0, float(row["ahead"]) - tolerance))
+    ahead = await conn.fetchval(
+        """SELECT EXTRACT(EPOCH FROM GREATEST(tat, clock_timestamp()) - clock_timestamp())
+                  ::float8 FROM rate_limits WHERE key = $1""",
+        key,
+    )
+    return Turn(False, max(0.0, float(ahead or 0.0) + limit.interval - tolerance))
 
 
-async def reserve_all(conn: Connection, limits: Mapping[str, Limit]) -> float:
-    """Reserve a slot in every bucket; the delivery waits for the latest of them."""
-    waits = [await reserve(conn, key, limit) for key, limit in sorted(limits.items())]
-    return max(waits, default=0.0)
+async def reserve_all(conn: Connection, limits: Mapping[str, Limit], max_wait: float) -> Turn:
+    """A turn in every bucket: granted only if each one grants it. A refusal after
+    earlier grants leaves those slots taken; they are short and expire unused."""
+    wait = 0.0
+    for key, limit in sorted(limits.items()):
+        turn = await reserve(conn, key, limit, max_wait)
+        if not turn.granted:
+            return turn
+        wait = max(wait, turn.wait)
+    return Turn(True, wait)

@@ -1,4 +1,5 @@
-"""Held deliveries (quiet hours, a requested send time) go out when their time comes.
+"""Held deliveries (quiet hours, a requested send time) go out when their time
+comes, and pending deliveries whose message was lost are sent again.
 
 Every replica polls; ``FOR UPDATE SKIP LOCKED`` gives each held row to one of them.
 The delivery messages are published (and confirmed) *before* the rows are marked
@@ -22,6 +23,11 @@ from .delivery import publish_due
 log = structlog.get_logger("herald.dispatcher")
 
 BATCH = 500
+# A pending delivery nobody has touched this long after it was due has lost its
+# message (a publish that failed after a commit, a message parked by a database
+# outage): publish it again. Generous, because a duplicate costs a claim check.
+SWEEP_AFTER = 120.0
+SWEEP_EVERY = 30.0
 
 
 async def release_due(pool: asyncpg.Pool, bus: Bus) -> int:
@@ -30,10 +36,12 @@ async def release_due(pool: asyncpg.Pool, bus: Bus) -> int:
         rows = await conn.fetch(
             """SELECT d.id, d.notification_id, d.channel, d.priority, n.user_id,
                       n.correlation_id,
-                      n.kind = 'job_match' AND NOT EXISTS (
+                      (n.kind = 'job_match' AND NOT EXISTS (
                           SELECT 1 FROM jobs j WHERE j.job_id = n.job_id
                           AND j.closed_at IS NULL
-                          AND (j.expires_at IS NULL OR j.expires_at > now())) AS stale
+                          AND (j.expires_at IS NULL OR j.expires_at > now())))
+                      OR (n.kind = 'meeting_reminder'
+                          AND (n.data->>'starts_at')::timestamptz <= now()) AS stale
                FROM deliveries d JOIN notifications n ON n.id = d.notification_id
                WHERE d.status = 'held' AND d.not_before <= now()
                ORDER BY d.not_before LIMIT $1
@@ -44,44 +52,82 @@ async def release_due(pool: asyncpg.Pool, bus: Bus) -> int:
             return 0
         stale = [r["id"] for r in rows if r["stale"]]
         fresh = [r for r in rows if not r["stale"]]
-        await asyncio.gather(
-            *(
-                publish_due(
-                    bus,
-                    [
-                        history.Due(
-                            r["id"], r["notification_id"], r["user_id"], r["channel"], r["priority"]
-                        )
-                    ],
-                    r["correlation_id"] or str(r["notification_id"]),
-                )
-                for r in fresh
-            )
-        )
+        await _publish(bus, fresh)
         await conn.execute(
             """UPDATE deliveries SET status = 'pending', not_before = NULL, updated_at = now()
                WHERE id = ANY($1::uuid[])""",
             [r["id"] for r in fresh],
         )
-        # freshness at send time: a job closed or expired while the message waited
+        # freshness at send time: a job closed or expired, a meeting began, while
+        # the message waited
         await conn.execute(
             """UPDATE deliveries SET status = 'dropped', updated_at = now(),
-                   last_error = 'the job closed or expired before this could be sent'
+                   last_error = 'out of date before it could be sent'
                WHERE id = ANY($1::uuid[])""",
             stale,
         )
     if stale:
-        log.info("held_deliveries_dropped", count=len(stale), reason="job closed or expired")
+        log.info("held_deliveries_dropped", count=len(stale), reason="out of date")
     return len(rows)
 
 
+async def sweep_lost(pool: asyncpg.Pool, bus: Bus, after: float = SWEEP_AFTER) -> int:
+    """Publish again the pending deliveries overdue by ``after`` seconds; how many."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            """SELECT d.id, d.notification_id, d.channel, d.priority, n.user_id,
+                      n.correlation_id
+               FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+               WHERE d.status = 'pending'
+                 AND (d.claimed_until IS NULL OR d.claimed_until < clock_timestamp())
+                 AND COALESCE(d.retry_at, d.updated_at)
+                     < clock_timestamp() - make_interval(secs => $1)
+               ORDER BY COALESCE(d.retry_at, d.updated_at) LIMIT $2
+               FOR UPDATE OF d SKIP LOCKED""",
+            after,
+            BATCH,
+        )
+        if not rows:
+            return 0
+        await _publish(bus, rows)
+        await conn.execute(
+            "UPDATE deliveries SET retry_at = clock_timestamp() WHERE id = ANY($1::uuid[])",
+            [r["id"] for r in rows],
+        )
+    log.warning("lost_deliveries_republished", count=len(rows))
+    return len(rows)
+
+
+async def _publish(bus: Bus, rows: list[asyncpg.Record]) -> None:
+    await asyncio.gather(
+        *(
+            publish_due(
+                bus,
+                [
+                    history.Due(
+                        r["id"], r["notification_id"], r["user_id"], r["channel"], r["priority"]
+                    )
+                ],
+                r["correlation_id"] or str(r["notification_id"]),
+            )
+            for r in rows
+        )
+    )
+
+
 async def run_releaser(pool: asyncpg.Pool, bus: Bus, interval: float = 0.5) -> None:
-    """Poll for due held deliveries until cancelled; survive database and broker
-    outages by trying again on the next round."""
+    """Release held deliveries and sweep lost ones until cancelled; survive
+    database and broker outages by trying again on the next round."""
+    loop = asyncio.get_running_loop()
+    next_sweep = loop.time() + SWEEP_EVERY
     while True:
         try:
             while await release_due(pool, bus) == BATCH:
                 pass
+            if loop.time() >= next_sweep:
+                next_sweep = loop.time() + SWEEP_EVERY
+                while await sweep_lost(pool, bus) == BATCH:
+                    pass
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, BusUnavailable) as exc:
             log.warning("release_failed", error=str(exc))
         except Exception:  # a bug must not stop releasing for good

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 
 import pytest
 
@@ -14,14 +12,13 @@ from services.dispatcher.channels import Notification, Outcome
 from services.dispatcher.channels.apprise_bridge import AppriseChannel
 from services.dispatcher.url_guard import IPNetwork, UrlGuard
 from shared.endpoints import Endpoint
-from tests.http_receiver import Receiver
-
-LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
+from tests.receivers import ANY_PATH, Receiver, Reply
+from tests.support import LOOPBACK, channel_notification
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as r:
+    async with Receiver("plain") as r:
         yield r
 
 
@@ -30,15 +27,8 @@ def channel(allow: Sequence[IPNetwork] = ()) -> AppriseChannel:
 
 
 def notification(link: str | None = None) -> Notification:
-    return Notification(
-        id=uuid.uuid4(),
-        user_id="u1",
-        type="match",
-        title="3 new matches",
-        body="Senior Python engineer at Acme, 92 %",
-        priority="normal",
-        created_at=datetime.now(UTC),
-        link=link,
+    return channel_notification(
+        type="match", title="3 new matches", body="Senior Python engineer at Acme, 92 %", link=link
     )
 
 
@@ -83,7 +73,7 @@ async def test_an_unusable_apprise_url_is_permanent(url: str) -> None:
 
 
 async def test_a_server_error_is_transient(receiver: Receiver) -> None:
-    receiver.status = 500
+    receiver.script(ANY_PATH, Reply(500))
     url = f"json://127.0.0.1:{receiver.port}/hook"
     result = await channel(LOOPBACK).send(notification(), endpoint(url))
     assert result.outcome is Outcome.TRANSIENT
@@ -91,9 +81,8 @@ async def test_a_server_error_is_transient(receiver: Receiver) -> None:
 
 
 async def test_redirects_are_not_followed_even_when_the_url_asks(receiver: Receiver) -> None:
-    async with Receiver() as inside:
-        receiver.status = 302
-        receiver.headers = {"Location": inside.url("/internal")}
+    async with Receiver("plain") as inside:
+        receiver.script(ANY_PATH, Reply(302, headers={"Location": f"{inside.url}/internal"}))
         url = f"json://127.0.0.1:{receiver.port}/hook?redirect=yes&retry=3"
         result = await channel(LOOPBACK).send(notification(), endpoint(url))
     assert result.outcome is not Outcome.DELIVERED
@@ -104,7 +93,7 @@ async def test_redirects_are_not_followed_even_when_the_url_asks(receiver: Recei
 async def test_secrets_in_the_url_reach_neither_the_log_nor_the_result(
     receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    receiver.status = 500
+    receiver.script(ANY_PATH, Reply(500))
     secret = "s3cret-token-in-path"
     url = f"json://user:pass-{secret}@127.0.0.1:{receiver.port}/hook/{secret}"
     caplog.set_level(logging.DEBUG)

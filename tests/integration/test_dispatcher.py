@@ -15,9 +15,11 @@ from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aio_pika
 import asyncpg
 from standardwebhooks.webhooks import Webhook
 
+from services.dispatcher.releaser import sweep_lost
 from services.matcher.jobs import upsert_job
 from shared.bus import Bus
 from shared.events import (
@@ -532,3 +534,36 @@ async def test_urgent_is_delivered_within_a_second_behind_ten_thousand_low(
     assert urgent()[0].at - sent_at < 1.0
     # it overtook the queue: most of the backlog was still waiting
     assert delivered_low < backlog // 2, delivered_low
+
+
+async def test_a_pending_delivery_whose_message_was_lost_is_swept_and_sent(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    d = await dispatcher(delivery_retry_delays=[2.0, 4.0])
+    user_id = await sign_up(producer, pool)
+    async with Receiver("webhook") as receiver:
+        await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
+        # a receiver that is down: the first try fails and is retried through the bus
+        receiver.script("/hook", Reply(503))
+        await publish(producer, request(user_id, title="Lost once"))
+        await eventually(lambda: len(receiver.to("/hook")) >= 1, what="first attempt")
+        # ... and the retry message is lost (purged, as a broker losing it would)
+        for queue in d.bus.queues:
+            if ".deliveries.retry." in queue:
+                await purge(d.settings, queue)
+        await asyncio.sleep(2.5)  # past the 2 s retry step: nothing comes back
+        assert len(receiver.to("/hook")) == 1
+        assert await sweep_lost(pool, d.bus, after=0.0) >= 1
+        await eventually(lambda: len(receiver.to("/hook")) == 2, what="the swept retry")
+    row = (await deliveries(pool, user_id, "webhook"))[0]
+    assert row["status"] == "delivered"
+    assert row["attempts"] == 2
+
+
+async def purge(settings: Any, queue: str) -> None:
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    try:
+        channel = await connection.channel()
+        await (await channel.get_queue(queue, ensure=False)).purge()
+    finally:
+        await connection.close()

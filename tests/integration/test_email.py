@@ -1,5 +1,5 @@
 """E-mail against real receivers: an aiosmtpd server on a free port, a local HTTP
-server that behaves like SendGrid, and the outbox directory.
+server that answers like SendGrid (``tests.receivers``), and the outbox directory.
 
 What arrives is parsed with the standard library's ``email`` package, as a mail
 client would.
@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import json
 import ssl
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -25,16 +23,10 @@ import httpx
 import icalendar
 import pytest
 import structlog.testing
-import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pydantic import SecretStr
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from services.dispatcher.calendar import meeting_ics
 from services.dispatcher.channels import Notification, Outcome, delivery_id
 from services.dispatcher.channels.email import EmailChannel
 from services.dispatcher.mail import (
@@ -48,7 +40,8 @@ from services.dispatcher.mail import (
 )
 from shared.endpoints import Endpoint
 from shared.settings import Settings
-from tests.support import eventually, free_port
+from tests.receivers import Receiver, Reply
+from tests.support import eventually, free_port, meeting_invite, self_signed_certificate
 
 MAIL_FROM = "Herald <herald@jobs.example.com>"
 RECIPIENT = "ada@example.org"
@@ -184,11 +177,27 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.stop()
 
 
+PoolTo = Callable[..., SmtpPool]
+
+
 @pytest.fixture
-async def pool(smtp_server: SmtpServer) -> AsyncIterator[SmtpPool]:
-    p = SmtpPool("127.0.0.1", smtp_server.port, size=3, timeout=5.0)
-    yield p
-    await p.close()
+async def pool_to(smtp_server: SmtpServer) -> AsyncIterator[PoolTo]:
+    """Makes pools to ``smtp_server`` (``pool_to(size=1, check_after=0.0)``; the
+    timeout is 5 s unless given) and closes each when the test ends."""
+    pools: list[SmtpPool] = []
+
+    def make(**options: Any) -> SmtpPool:
+        pools.append(SmtpPool("127.0.0.1", smtp_server.port, **({"timeout": 5.0} | options)))
+        return pools[-1]
+
+    yield make
+    for made in pools:
+        await made.close()
+
+
+@pytest.fixture
+def pool(pool_to: PoolTo) -> SmtpPool:
+    return pool_to(size=3)
 
 
 def make_notification(**fields: Any) -> Notification:
@@ -266,15 +275,7 @@ async def test_the_same_delivery_sent_twice_has_the_same_message_id(
 async def test_a_meeting_invite_arrives_as_a_calendar_attachment(
     smtp_server: SmtpServer, pool: SmtpPool
 ) -> None:
-    invite = meeting_ics(
-        uid="interview-7@herald",
-        title="Interview with Acme",
-        starts_at=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
-        ends_at=datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
-        join_url="https://meet.example.com/abc",
-        organizer_email="hr@acme.example",
-        attendee_email=RECIPIENT,
-    )
+    invite = meeting_invite(uid="interview-7@herald", attendee_email=RECIPIENT)
     channel = EmailChannel(pool, MAIL_FROM)
 
     result = await channel.send(make_notification(attachments=(invite,)), email_endpoint())
@@ -421,55 +422,48 @@ async def test_a_restarted_server_is_reconnected_to_transparently(
 
 
 async def test_a_connection_dropped_when_reused_is_replaced_within_the_send(
-    smtp_server: SmtpServer,
+    smtp_server: SmtpServer, pool_to: PoolTo
 ) -> None:
     # check_after high: no NOOP first, so the drop shows up in the middle of the send
-    pool = SmtpPool("127.0.0.1", smtp_server.port, size=1, timeout=5.0, check_after=3600)
-    try:
-        assert (await pool.send(message(1), to=RECIPIENT)).outcome is Outcome.DELIVERED
-        smtp_server.handler.drop_next = 1
+    pool = pool_to(size=1, check_after=3600)
+    assert (await pool.send(message(1), to=RECIPIENT)).outcome is Outcome.DELIVERED
+    smtp_server.handler.drop_next = 1
 
-        result = await pool.send(message(2), to=RECIPIENT)
+    result = await pool.send(message(2), to=RECIPIENT)
 
-        assert result.outcome is Outcome.DELIVERED, result.detail
-        assert len(smtp_server.handler.received) == 2
-        assert smtp_server.connections == 2
-    finally:
-        await pool.close()
+    assert result.outcome is Outcome.DELIVERED, result.detail
+    assert len(smtp_server.handler.received) == 2
+    assert smtp_server.connections == 2
 
 
 async def test_a_fresh_connection_dropped_is_transient_not_retried_forever(
-    smtp_server: SmtpServer,
+    smtp_server: SmtpServer, pool_to: PoolTo
 ) -> None:
-    pool = SmtpPool("127.0.0.1", smtp_server.port, size=1, timeout=5.0, check_after=3600)
-    try:
-        assert (await pool.send(message(1), to=RECIPIENT)).outcome is Outcome.DELIVERED
-        smtp_server.handler.drop_next = 2  # the reused connection, then the new one
+    pool = pool_to(size=1, check_after=3600)
+    assert (await pool.send(message(1), to=RECIPIENT)).outcome is Outcome.DELIVERED
+    smtp_server.handler.drop_next = 2  # the reused connection, then the new one
 
-        result = await pool.send(message(2), to=RECIPIENT)
+    result = await pool.send(message(2), to=RECIPIENT)
 
-        assert result.outcome is Outcome.TRANSIENT
-        assert smtp_server.connections == 2
-        assert (await pool.send(message(3), to=RECIPIENT)).outcome is Outcome.DELIVERED
-    finally:
-        await pool.close()
+    assert result.outcome is Outcome.TRANSIENT
+    assert smtp_server.connections == 2
+    assert (await pool.send(message(3), to=RECIPIENT)).outcome is Outcome.DELIVERED
 
 
-async def test_an_idle_connection_failing_noop_is_replaced(smtp_server: SmtpServer) -> None:
-    pool = SmtpPool("127.0.0.1", smtp_server.port, size=1, timeout=5.0, check_after=0.0)
-    try:
-        for n in range(3):
-            assert (await pool.send(message(n), to=RECIPIENT)).outcome is Outcome.DELIVERED
-        assert smtp_server.connections == 1
-        smtp_server.handler.noops.append("421 4.4.2 Idle too long, closing")
+async def test_an_idle_connection_failing_noop_is_replaced(
+    smtp_server: SmtpServer, pool_to: PoolTo
+) -> None:
+    pool = pool_to(size=1, check_after=0.0)
+    for n in range(3):
+        assert (await pool.send(message(n), to=RECIPIENT)).outcome is Outcome.DELIVERED
+    assert smtp_server.connections == 1
+    smtp_server.handler.noops.append("421 4.4.2 Idle too long, closing")
 
-        result = await pool.send(message(3), to=RECIPIENT)
+    result = await pool.send(message(3), to=RECIPIENT)
 
-        assert result.outcome is Outcome.DELIVERED, result.detail
-        assert smtp_server.connections == 2
-        assert smtp_server.handler.noops == []
-    finally:
-        await pool.close()
+    assert result.outcome is Outcome.DELIVERED, result.detail
+    assert smtp_server.connections == 2
+    assert smtp_server.handler.noops == []
 
 
 async def test_a_recently_used_connection_is_reused_without_noop(
@@ -482,16 +476,15 @@ async def test_a_recently_used_connection_is_reused_without_noop(
     assert smtp_server.connections == 1
 
 
-async def test_connections_idle_too_long_are_closed(smtp_server: SmtpServer) -> None:
-    pool = SmtpPool("127.0.0.1", smtp_server.port, size=2, timeout=5.0, idle_timeout=0.3)
-    try:
-        assert (await pool.send(message(1), to=RECIPIENT)).outcome is Outcome.DELIVERED
-        assert pool.idle == 1
-        await eventually(lambda: pool.idle == 0, timeout=3, what="idle connection closed")
-        assert (await pool.send(message(2), to=RECIPIENT)).outcome is Outcome.DELIVERED
-        assert smtp_server.handler.connections_used == 2
-    finally:
-        await pool.close()
+async def test_connections_idle_too_long_are_closed(
+    smtp_server: SmtpServer, pool_to: PoolTo
+) -> None:
+    pool = pool_to(size=2, idle_timeout=0.3)
+    assert (await pool.send(message(1), to=RECIPIENT)).outcome is Outcome.DELIVERED
+    assert pool.idle == 1
+    await eventually(lambda: pool.idle == 0, timeout=3, what="idle connection closed")
+    assert (await pool.send(message(2), to=RECIPIENT)).outcome is Outcome.DELIVERED
+    assert smtp_server.handler.connections_used == 2
 
 
 async def test_close_closes_every_connection_and_refuses_more(
@@ -585,19 +578,8 @@ async def test_without_credentials_a_server_requiring_auth_refuses(
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    """A self-signed certificate for 127.0.0.1."""
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), "IP:127.0.0.1")
 
 
 def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
@@ -718,50 +700,22 @@ async def test_an_outbox_that_cannot_be_written_is_transient(tmp_path: Path) -> 
 API_KEY = "SG.test-key.0123456789"
 
 
-@dataclass
-class FakeSendGrid:
-    url: str
-    answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    accepted: int = 0
-
-
 @pytest.fixture
-async def sendgrid() -> AsyncIterator[FakeSendGrid]:
-    port = free_port()
-    state = FakeSendGrid(url=f"http://127.0.0.1:{port}")
+async def sendgrid() -> AsyncIterator[Receiver]:
+    async with Receiver("sendgrid") as receiver:
+        yield receiver
 
-    async def mail_send(request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {API_KEY}":
-            return JSONResponse(
-                {"errors": [{"message": "The provided authorization grant is invalid"}]}, 401
-            )
-        payload = await request.json()
-        state.requests.append(payload)
-        if state.answers:
-            status, headers, body = state.answers.pop(0)
-            return Response(body, status, headers)
-        state.accepted += 1
-        return Response(status_code=202, headers={"X-Message-Id": f"sg-{state.accepted}"})
 
-    server = uvicorn.Server(
-        uvicorn.Config(
-            Starlette(routes=[Route("/v3/mail/send", mail_send, methods=["POST"])]),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, what="SendGrid stand-in up")
-    yield state
-    server.should_exit = True
-    await task
+def sent(sendgrid: Receiver, key: str = API_KEY) -> list[Any]:
+    """The payloads SendGrid was sent, each request checked as SendGrid checks it."""
+    for request in sendgrid.requests:
+        assert (request.method, request.path) == ("POST", "/v3/mail/send")
+        assert request.headers["authorization"] == f"Bearer {key}"
+    return [request.json() for request in sendgrid.requests]
 
 
 async def test_sendgrid_accepts_with_202_and_reports_its_message_id(
-    sendgrid: FakeSendGrid,
+    sendgrid: Receiver,
 ) -> None:
     async with httpx.AsyncClient(timeout=5) as http:
         channel = EmailChannel(SendGridTransport(http, SecretStr(API_KEY), sendgrid.url), MAIL_FROM)
@@ -770,8 +724,8 @@ async def test_sendgrid_accepts_with_202_and_reports_its_message_id(
         result = await channel.send(notification, endpoint)
 
     assert result.outcome is Outcome.DELIVERED, result.detail
-    assert result.provider_id == "sg-1"
-    (payload,) = sendgrid.requests
+    assert result.provider_id == "sg00000001"
+    (payload,) = sent(sendgrid)
     assert payload["personalizations"] == [{"to": [{"email": RECIPIENT}]}]
     assert payload["from"] == {"email": "herald@jobs.example.com", "name": "Herald"}
     assert payload["subject"] == notification.title
@@ -784,8 +738,11 @@ async def test_sendgrid_accepts_with_202_and_reports_its_message_id(
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
-async def test_sendgrid_429_is_transient_with_retry_after(sendgrid: FakeSendGrid) -> None:
-    sendgrid.answers.append((429, {"Retry-After": "7"}, b'{"errors":[{"message":"too many"}]}'))
+async def test_sendgrid_429_is_transient_with_retry_after(sendgrid: Receiver) -> None:
+    sendgrid.script(
+        "/v3/mail/send",
+        Reply(429, b'{"errors":[{"message":"too many"}]}', {"Retry-After": "7"}),
+    )
     async with httpx.AsyncClient(timeout=5) as http:
         transport = SendGridTransport(http, SecretStr(API_KEY), sendgrid.url)
         result = await transport.send(message(), to=RECIPIENT)
@@ -796,11 +753,12 @@ async def test_sendgrid_429_is_transient_with_retry_after(sendgrid: FakeSendGrid
     assert result.retry_after == 7.0
     assert "too many" in result.detail
     assert retried.outcome is Outcome.DELIVERED
+    assert len(sent(sendgrid)) == 2
 
 
-async def test_sendgrid_bad_request_is_permanent_with_its_reason(sendgrid: FakeSendGrid) -> None:
-    body = json.dumps({"errors": [{"message": "Invalid from email address", "field": "from"}]})
-    sendgrid.answers.append((400, {"content-type": "application/json"}, body.encode()))
+async def test_sendgrid_bad_request_is_permanent_with_its_reason(sendgrid: Receiver) -> None:
+    body = {"errors": [{"message": "Invalid from email address", "field": "from"}]}
+    sendgrid.script("/v3/mail/send", Reply(400, body))
     async with httpx.AsyncClient(timeout=5) as http:
         result = await SendGridTransport(http, SecretStr(API_KEY), sendgrid.url).send(
             message(), to=RECIPIENT
@@ -808,10 +766,13 @@ async def test_sendgrid_bad_request_is_permanent_with_its_reason(sendgrid: FakeS
     assert result.outcome is Outcome.PERMANENT
     assert result.status_code == 400
     assert "Invalid from email address" in result.detail
+    assert len(sent(sendgrid)) == 1
 
 
-async def test_sendgrid_wrong_key_fails_without_revealing_it(sendgrid: FakeSendGrid) -> None:
+async def test_sendgrid_wrong_key_fails_without_revealing_it(sendgrid: Receiver) -> None:
     wrong = "SG.wrong-key.secret"
+    refused = {"errors": [{"message": "The provided authorization grant is invalid"}]}
+    sendgrid.script("/v3/mail/send", Reply(401, refused))
     async with httpx.AsyncClient(timeout=5) as http:
         transport = SendGridTransport(http, SecretStr(wrong), sendgrid.url)
         result = await transport.send(message(), to=RECIPIENT)
@@ -819,6 +780,7 @@ async def test_sendgrid_wrong_key_fails_without_revealing_it(sendgrid: FakeSendG
     assert result.status_code == 401
     assert wrong not in result.detail
     assert wrong not in repr(transport)
+    assert len(sent(sendgrid, key=wrong)) == 1  # the key it was given, refused
 
 
 async def test_sendgrid_unreachable_is_transient() -> None:

@@ -1,5 +1,6 @@
-"""Rate-limit reservations against the real PostgreSQL (services/dispatcher/ratelimit.py):
-a burst of ``rate`` goes at once, then one per interval; nothing is refused."""
+"""Rate-limit turns against the real PostgreSQL (services/dispatcher/ratelimit.py):
+one slot per interval after a burst; a slot is taken only when it is near enough,
+otherwise the caller learns how long to wait and takes nothing."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import asyncio
 import uuid
 
 import asyncpg
-import pytest
 
-from services.dispatcher.ratelimit import Limit, reserve, reserve_all
+from services.dispatcher.ratelimit import Limit, Turn, reserve, reserve_all
 
-# generous enough that the milliseconds between statements do not matter
 SLOW = Limit(3, 30.0)  # interval 10 s
 TOLERANCE = 0.5
 
@@ -20,70 +19,72 @@ def key(name: str) -> str:
     return f"test:{name}:{uuid.uuid4().hex}"
 
 
-async def test_a_burst_of_rate_goes_at_once_then_one_per_interval(pool: asyncpg.Pool) -> None:
+async def test_a_burst_goes_at_once_then_the_next_slot_is_one_interval_away(
+    pool: asyncpg.Pool,
+) -> None:
     k = key("burst")
+    bursty = Limit(3, 30.0, burst=3)
     async with pool.acquire() as conn:
-        waits = [await reserve(conn, k, SLOW) for _ in range(SLOW.rate + 3)]
-    assert waits[: SLOW.rate] == [0.0] * SLOW.rate
-    for n, wait in enumerate(waits[SLOW.rate :], start=1):
-        # the (rate + n)-th waits n intervals, less the few ms already gone by
-        assert n * SLOW.interval - TOLERANCE < wait <= n * SLOW.interval
+        turns = [await reserve(conn, k, bursty, max_wait=1.0) for _ in range(3)]
+        assert turns == [Turn(True, 0.0)] * 3
+        refused = await reserve(conn, k, bursty, max_wait=1.0)
+    assert not refused.granted
+    assert SLOW.interval - TOLERANCE < refused.wait <= SLOW.interval
 
 
-async def test_keys_do_not_share_a_bucket(pool: asyncpg.Pool) -> None:
-    one, two = key("one"), key("two")
+async def test_a_refusal_takes_no_slot(pool: asyncpg.Pool) -> None:
+    """So a message coming back later competes again instead of holding a slot far
+    in the future that an urgent message would have to queue behind."""
+    k = key("no-slot")
     async with pool.acquire() as conn:
-        for _ in range(SLOW.rate):
-            assert await reserve(conn, one, SLOW) == 0.0
-        assert await reserve(conn, one, SLOW) > SLOW.interval - TOLERANCE
-        assert await reserve(conn, two, SLOW) == 0.0
+        assert (await reserve(conn, k, SLOW, max_wait=1.0)).granted
+        first = await reserve(conn, k, SLOW, max_wait=1.0)
+        second = await reserve(conn, k, SLOW, max_wait=1.0)
+    assert not first.granted
+    assert not second.granted
+    assert abs(first.wait - second.wait) < TOLERANCE  # the second was not pushed back
+
+
+async def test_a_slot_within_max_wait_is_granted_with_its_wait(pool: asyncpg.Pool) -> None:
+    quick = Limit(5, 1.0)  # interval 0.2 s
+    k = key("near")
+    async with pool.acquire() as conn:
+        assert await reserve(conn, k, quick, max_wait=1.0) == Turn(True, 0.0)
+        near = await reserve(conn, k, quick, max_wait=1.0)
+    assert near.granted
+    assert 0.2 - 0.1 < near.wait <= 0.2
 
 
 async def test_an_idle_bucket_refills(pool: asyncpg.Pool) -> None:
     quick = Limit(2, 0.4)  # interval 0.2 s
     k = key("refill")
     async with pool.acquire() as conn:
-        assert [await reserve(conn, k, quick) for _ in range(2)] == [0.0, 0.0]
-        assert await reserve(conn, k, quick) > 0.0
-        # the third slot was taken at +0.2 s; after 0.8 s the whole burst is back
-        await asyncio.sleep(0.8)
-        assert [await reserve(conn, k, quick) for _ in range(2)] == [0.0, 0.0]
-        assert await reserve(conn, k, quick) > 0.0
+        assert (await reserve(conn, k, quick, max_wait=0.0)).granted
+        assert not (await reserve(conn, k, quick, max_wait=0.0)).granted
+        await asyncio.sleep(0.3)
+        assert (await reserve(conn, k, quick, max_wait=0.0)).granted
 
 
-async def test_concurrent_reservations_from_many_connections_each_get_their_own_slot(
+async def test_concurrent_turns_from_many_connections_never_share_a_slot(
     pool: asyncpg.Pool,
 ) -> None:
-    """Replicas share the bucket: ten reservations at once hand out ten distinct slots."""
+    """Replicas share the bucket: of ten asking at once, one gets the only slot."""
     k = key("replicas")
 
-    async def one() -> float:
+    async def one() -> Turn:
         async with pool.acquire() as conn:
-            return await reserve(conn, k, SLOW)
+            return await reserve(conn, k, SLOW, max_wait=1.0)
 
-    waits = sorted(await asyncio.gather(*(one() for _ in range(10))))
-    assert waits[: SLOW.rate] == [0.0] * SLOW.rate
-    for n, wait in enumerate(waits[SLOW.rate :], start=1):
-        assert n * SLOW.interval - TOLERANCE < wait <= n * SLOW.interval
+    turns = await asyncio.gather(*(one() for _ in range(10)))
+    assert sum(t.granted for t in turns) == 1
 
 
-async def test_reserve_all_waits_for_the_strictest_bucket_and_takes_a_slot_in_each(
-    pool: asyncpg.Pool,
-) -> None:
+async def test_reserve_all_is_granted_only_when_every_bucket_grants(pool: asyncpg.Pool) -> None:
     loose, strict = key("loose"), key("strict")
     limits = {loose: Limit(100, 1.0), strict: Limit(1, 10.0)}
     async with pool.acquire() as conn:
-        assert await reserve_all(conn, limits) == 0.0
-        wait = await reserve_all(conn, limits)
-        assert 10.0 - TOLERANCE < wait <= 10.0
-        # both buckets were drawn on, twice each
-        tats = await conn.fetch(
-            "SELECT key FROM rate_limits WHERE key = ANY($1::text[])", [loose, strict]
-        )
-        assert {r["key"] for r in tats} == {loose, strict}
-        assert await reserve(conn, strict, Limit(1, 10.0)) == pytest.approx(20.0, abs=TOLERANCE)
-
-
-async def test_reserve_all_of_nothing_waits_nothing(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        assert await reserve_all(conn, {}) == 0.0
+        assert (await reserve_all(conn, limits, max_wait=1.0)).granted
+        refused = await reserve_all(conn, limits, max_wait=1.0)
+        assert not refused.granted
+        assert 10.0 - TOLERANCE < refused.wait <= 10.0
+        assert await reserve_all(conn, {}, max_wait=1.0) == Turn(True, 0.0)

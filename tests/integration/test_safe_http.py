@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import socket
 import ssl
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpcore
@@ -17,15 +14,15 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from services.dispatcher.channels import DeliveryResult, Notification, Outcome
+from services.dispatcher.channels import DeliveryResult, Outcome
 from services.dispatcher.channels._http import call
 from services.dispatcher.channels.webhook import WebhookChannel
 from services.dispatcher.safe_http import GuardedTransport, guarded_client
 from services.dispatcher.url_guard import IPAddress, UnsafeUrl
 from shared.endpoints import Endpoint, new_webhook_secret
-from tests.http_receiver import Receiver
+from tests.receivers import Receiver
+from tests.support import LOOPBACK, channel_notification, self_signed_certificate
 
-LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 PUBLIC = ipaddress.ip_address("93.184.215.14")
 
 
@@ -68,7 +65,7 @@ class RecordingBackend(httpcore.AsyncNetworkBackend):
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as r:
+    async with Receiver("plain") as r:
         yield r
 
 
@@ -95,7 +92,7 @@ async def test_loopback_is_refused_without_an_allow_list(receiver: Receiver, hos
 
 async def test_loopback_is_reached_when_the_operator_allows_it(receiver: Receiver) -> None:
     async with guarded_client(LOOPBACK, timeout=5.0) as http:
-        response = await http.post(receiver.url(), content=b"ping")
+        response = await http.post(f"{receiver.url}/hook", content=b"ping")
     assert response.status_code == 200
     assert [(r.method, r.path, r.body) for r in receiver.requests] == [("POST", "/hook", b"ping")]
 
@@ -166,7 +163,7 @@ async def test_proxies_from_the_environment_are_not_used(
 
 async def test_unsafe_url_is_a_permanent_result_through_call(receiver: Receiver) -> None:
     async with guarded_client([], timeout=5.0) as http:
-        result = await call(http, "POST", receiver.url(), content=b"x")
+        result = await call(http, "POST", f"{receiver.url}/hook", content=b"x")
         other_scheme = await call(http, "GET", "ftp://example.com/file")
     assert isinstance(result, DeliveryResult)
     assert result.outcome is Outcome.PERMANENT
@@ -192,21 +189,7 @@ async def test_a_name_that_does_not_resolve_is_transient() -> None:
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for ``hooks.test`` only (no IP address in it)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec",
-            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "1",
-            "-subj", "/CN=hooks.test", "-addext", "subjectAltName=DNS:hooks.test",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), "DNS:hooks.test")
 
 
 async def test_tls_checks_the_certificate_against_the_name_not_the_address(
@@ -216,7 +199,7 @@ async def test_tls_checks_the_certificate_against_the_name_not_the_address(
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     trusting = ssl.create_default_context(cafile=str(cert))
-    async with Receiver(ssl_context=server_context) as receiver:
+    async with Receiver("plain", ssl_context=server_context) as receiver:
         backend = RecordingBackend()
         async with client_with(
             ScriptedResolver(["127.0.0.1"]), backend, LOOPBACK, ssl_context=trusting
@@ -230,18 +213,6 @@ async def test_tls_checks_the_certificate_against_the_name_not_the_address(
     assert len(receiver.requests) == 1
 
 
-def _notification() -> Notification:
-    return Notification(
-        id=uuid.uuid4(),
-        user_id="u1",
-        type="test",
-        title="Hello",
-        body="Body",
-        priority="normal",
-        created_at=datetime.now(UTC),
-    )
-
-
 def _endpoint(url: str) -> Endpoint:
     return Endpoint(uuid.uuid4(), "u1", "webhook", url, None, new_webhook_secret())
 
@@ -249,9 +220,9 @@ def _endpoint(url: str) -> Endpoint:
 async def test_the_webhook_channel_delivers_signed_through_the_guarded_client(
     receiver: Receiver,
 ) -> None:
-    endpoint = _endpoint(receiver.url())
+    endpoint = _endpoint(f"{receiver.url}/hook")
     async with guarded_client(LOOPBACK, timeout=5.0) as http:
-        result = await WebhookChannel(http).send(_notification(), endpoint)
+        result = await WebhookChannel(http).send(channel_notification(), endpoint)
     assert result.outcome is Outcome.DELIVERED
     (request,) = receiver.requests
     assert endpoint.secret is not None
@@ -261,7 +232,8 @@ async def test_the_webhook_channel_delivers_signed_through_the_guarded_client(
 
 async def test_the_webhook_channel_refuses_a_private_url_permanently(receiver: Receiver) -> None:
     async with guarded_client([], timeout=5.0) as http:
-        result = await WebhookChannel(http).send(_notification(), _endpoint(receiver.url()))
+        endpoint = _endpoint(f"{receiver.url}/hook")
+        result = await WebhookChannel(http).send(channel_notification(), endpoint)
     assert result.outcome is Outcome.PERMANENT
     assert "non-public" in result.detail
     assert receiver.requests == []

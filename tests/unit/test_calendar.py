@@ -9,6 +9,7 @@ import icalendar
 import pytest
 
 from services.dispatcher.calendar import meeting_ics
+from services.dispatcher.channels import Attachment
 
 BERLIN_WINTER = timezone(timedelta(hours=1))
 STARTS = datetime(2026, 12, 1, 10, 0, tzinfo=BERLIN_WINTER)
@@ -16,7 +17,7 @@ ENDS = datetime(2026, 12, 1, 11, 0, tzinfo=BERLIN_WINTER)
 STAMP = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 
 
-def invite(**overrides: Any) -> icalendar.Calendar:
+def ics(**overrides: Any) -> Attachment:
     values: dict[str, Any] = {
         "uid": "interview-42@herald.example.com",
         "title": "Interview with Acme: Senior Python engineer",
@@ -26,9 +27,12 @@ def invite(**overrides: Any) -> icalendar.Calendar:
         "organizer_email": "hr@acme.example",
         "attendee_email": "ada@example.org",
         "stamp": STAMP,
-    } | overrides
-    attachment = meeting_ics(**values)
-    return icalendar.Calendar.from_ical(attachment.content)
+    }
+    return meeting_ics(**(values | overrides))
+
+
+def invite(**overrides: Any) -> icalendar.Calendar:
+    return icalendar.Calendar.from_ical(ics(**overrides).content)
 
 
 def event_of(calendar: icalendar.Calendar) -> icalendar.Event:
@@ -37,15 +41,7 @@ def event_of(calendar: icalendar.Calendar) -> icalendar.Event:
 
 
 def test_attachment_is_invite_ics_with_the_request_method() -> None:
-    attachment = meeting_ics(
-        uid="x@herald",
-        title="Call",
-        starts_at=STARTS,
-        ends_at=ENDS,
-        join_url="https://meet.example.com/x",
-        organizer_email="hr@acme.example",
-        attendee_email="ada@example.org",
-    )
+    attachment = ics()
     assert attachment.filename == "invite.ics"
     assert attachment.content_type == "text/calendar; method=REQUEST"
     assert attachment.content.startswith(b"BEGIN:VCALENDAR\r\n")
@@ -93,17 +89,7 @@ def test_an_alarm_goes_off_fifteen_minutes_before() -> None:
 
 
 def test_cancellation_has_cancel_method_status_and_a_higher_sequence() -> None:
-    attachment = meeting_ics(
-        uid="interview-42@herald.example.com",
-        title="Interview with Acme",
-        starts_at=STARTS,
-        ends_at=ENDS,
-        join_url="https://meet.example.com/x",
-        organizer_email="hr@acme.example",
-        attendee_email="ada@example.org",
-        sequence=2,
-        cancelled=True,
-    )
+    attachment = ics(sequence=2, cancelled=True)
     assert attachment.content_type == "text/calendar; method=CANCEL"
     calendar = icalendar.Calendar.from_ical(attachment.content)
     assert calendar.method == "CANCEL"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from services.dispatcher.channels.registry import (
 from shared.endpoints import Endpoint
 from shared.settings import Settings
 from tests import fixture_channels
+from tests.support import channel_notification
 
 
 def settings(**channels: str) -> Settings:
@@ -50,15 +50,7 @@ async def context() -> AsyncIterator[ChannelContext]:
 
 
 def notification() -> Notification:
-    return Notification(
-        id=uuid.uuid4(),
-        user_id="u1",
-        type="test",
-        title="Server down",
-        body="It is down.",
-        priority="high",
-        created_at=datetime.now(UTC),
-    )
+    return channel_notification(title="Server down", body="It is down.", priority="high")
 
 
 ENDPOINT = Endpoint(uuid.uuid4(), "u1", "pager", None, "chat", None)

@@ -12,9 +12,9 @@ from typing import Any
 import icalendar
 import pytest
 
-from services.dispatcher.calendar import meeting_ics
 from services.dispatcher.channels import Attachment, Notification, delivery_id
 from services.dispatcher.mail import build_message, mail_domain, message_id_for, sendgrid_payload
+from tests.support import meeting_invite
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 MAIL_FROM = "Herald <herald@jobs.example.com>"
@@ -140,15 +140,7 @@ def test_a_title_with_line_breaks_becomes_one_subject_line() -> None:
 
 
 def test_an_attachment_wraps_the_alternatives_in_multipart_mixed() -> None:
-    invite = meeting_ics(
-        uid="meeting-42@herald",
-        title="Interview with Acme",
-        starts_at=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
-        ends_at=datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
-        join_url="https://meet.example.com/abc",
-        organizer_email="hr@acme.example",
-        attendee_email="ada@example.org",
-    )
+    invite = meeting_invite(uid="meeting-42@herald")
     message = built(make_notification(attachments=(invite,)))
     assert message.get_content_type() == "multipart/mixed"
     body, attachment = message.iter_parts()

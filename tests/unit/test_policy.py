@@ -212,11 +212,6 @@ def test_an_end_inside_the_spring_forward_gap_ends_after_the_gap(
     assert got - transition <= timedelta(minutes=30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy._wall_clock shifts a gap time forward by the gap (03:30) instead of "
-    "ending at the first instant at or after 02:30 (03:00) as its docstring says",
-)
 @pytest.mark.parametrize(
     ("zone", "now", "transition"),
     [
@@ -236,11 +231,6 @@ def test_an_ambiguous_end_on_fall_back_night_is_its_first_occurrence() -> None:
     assert quiet_until(utc(2026, 10, 25, 0, 15), BERLIN, GAP_END) == utc(2026, 10, 25, 0, 30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="in the repeated hour (02:15 CET, second pass) quiet_until answers the first "
-    "02:30 (CEST), an instant already past, so the message goes out during quiet hours",
-)
 def test_inside_the_repeated_hour_the_end_is_still_ahead() -> None:
     now = utc(2026, 10, 25, 1, 15)  # 02:15 CET, the second 02:15 of the night
     end = quiet_until(now, BERLIN, GAP_END)

@@ -7,14 +7,22 @@ import uuid
 
 import pytest
 
-from services.dispatcher.ratelimit import CHANNEL_LIMITS, Limit, limits_for
+from services.dispatcher.ratelimit import CHANNEL_LIMITS, Limit, limits_for, target_key
 from shared.endpoints import Endpoint
 
 RECIPIENT = Limit(30, 60.0)
 
 
-def endpoint(type_: str, *, user_id: str = "u1", id_: uuid.UUID | None = None) -> Endpoint:
-    return Endpoint(id_ or uuid.uuid4(), user_id, type_, "https://example.com/hook", None, None)
+def endpoint(
+    type_: str,
+    *,
+    user_id: str = "u1",
+    id_: uuid.UUID | None = None,
+    url: str | None = None,
+    chat_id: str | None = None,
+) -> Endpoint:
+    url = url if url is not None or chat_id else f"https://example.com/hook/{uuid.uuid4().hex}"
+    return Endpoint(id_ or uuid.uuid4(), user_id, type_, url, chat_id, None)
 
 
 @pytest.mark.parametrize(
@@ -48,7 +56,15 @@ def test_recipients_have_buckets_of_their_own() -> None:
 )
 def test_chat_webhooks_are_limited_per_endpoint(type_: str, limit: Limit) -> None:
     e = endpoint(type_, user_id="alice")
-    assert limits_for(e, RECIPIENT) == {"user:alice": RECIPIENT, f"{type_}:{e.id}": limit}
+    assert limits_for(e, RECIPIENT) == {"user:alice": RECIPIENT, target_key(e): limit}
+
+
+def test_two_endpoints_for_one_webhook_share_its_bucket() -> None:
+    one = endpoint("discord", url="https://discord.com/api/webhooks/1/abc")
+    two = endpoint("discord", user_id="u2", url="https://discord.com/api/webhooks/1/abc")
+    assert target_key(one) == target_key(two)
+    # and the key does not carry the URL, which is a secret
+    assert "abc" not in target_key(one)
 
 
 def test_two_endpoints_of_one_type_do_not_share_a_bucket() -> None:
@@ -57,17 +73,17 @@ def test_two_endpoints_of_one_type_do_not_share_a_bucket() -> None:
 
 
 def test_telegram_is_limited_per_chat_and_per_bot() -> None:
-    e = endpoint("telegram", user_id="alice")
+    e = endpoint("telegram", user_id="alice", chat_id="-100777")
     assert limits_for(e, RECIPIENT) == {
         "user:alice": RECIPIENT,
-        f"telegram:{e.id}": Limit(1, 1.0),  # about one message a second per chat
+        target_key(e): Limit(1, 1.0),  # about one message a second per chat
         "telegram": Limit(30, 1.0),  # about 30 a second for the whole bot
     }
 
 
 def test_every_telegram_endpoint_shares_the_bot_bucket() -> None:
-    a = limits_for(endpoint("telegram", user_id="alice"), RECIPIENT)
-    b = limits_for(endpoint("telegram", user_id="bob"), RECIPIENT)
+    a = limits_for(endpoint("telegram", user_id="alice", chat_id="1"), RECIPIENT)
+    b = limits_for(endpoint("telegram", user_id="bob", chat_id="2"), RECIPIENT)
     assert set(a) & set(b) == {"telegram"}
 
 

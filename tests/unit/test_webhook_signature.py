@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -13,18 +12,16 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.dispatcher.channels._base import Notification
 from services.dispatcher.channels.webhook import sign, webhook_body
+from tests.support import channel_notification
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
 
 def notification() -> Notification:
-    return Notification(
-        id=uuid.uuid4(),
-        user_id="u1",
+    return channel_notification(
         type="application.status_changed",
         title="Interview stage — Café Ltd",
         body="You moved on.",
-        priority="normal",
         created_at=datetime(2026, 11, 23, 10, tzinfo=UTC),
         data={"job_id": "j1"},
     )

@@ -49,9 +49,14 @@ ALTER TABLE deliveries
     ADD COLUMN provider_id  text,
     -- a dispatcher working on it: a duplicate delivery.due waits instead of sending twice
     ADD COLUMN claimed_until timestamptz,
+    -- when the bus should bring it back (a retry or a rate-limit wait); the sweeper
+    -- republishes a pending delivery whose message was lost once this has long passed
+    ADD COLUMN retry_at     timestamptz,
     ADD COLUMN first_attempt_at timestamptz,
     ADD COLUMN last_attempt_at  timestamptz;
 CREATE INDEX deliveries_held ON deliveries (not_before) WHERE status = 'held';
+CREATE INDEX deliveries_pending ON deliveries (COALESCE(retry_at, updated_at))
+    WHERE status = 'pending';
 
 -- One row per thing a user was told about: identical content is never sent twice.
 CREATE TABLE dedup_marks (
