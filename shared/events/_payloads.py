@@ -2,17 +2,17 @@
 
 Facts are past tense (``JobPosted``), requests imperative (``RequestNotification``).
 Unknown extra fields are tolerated so producers can add fields before we read them;
-missing required fields are not. Bump ``schema_version`` on a breaking change.
+missing required fields are not. Every time carries its UTC offset (RFC 3339): a
+naive time is refused rather than guessed. Bump ``schema_version`` on a breaking change.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 NonEmpty = Field(min_length=1, max_length=256)
 
@@ -109,8 +109,8 @@ class JobPosted(Payload):
     currency: str | None = Field(max_length=3)
     job_type: JobType
     url: AnyHttpUrl
-    posted_at: datetime
-    expires_at: datetime | None = None
+    posted_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
     skills: list[str] = Field(default_factory=list)
 
 
@@ -138,8 +138,8 @@ class MeetingScheduled(Payload):
     meeting_id: str = NonEmpty
     user_id: str = NonEmpty
     title: str = Field(min_length=1, max_length=512)
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
     join_url: AnyHttpUrl | None = None
 
 
@@ -156,7 +156,7 @@ class RequestNotification(Payload):
     data: dict[str, Any] = Field(default_factory=dict)
     priority: Priority = Priority.NORMAL
     channels: list[str] | None = None
-    deliver_at: datetime | None = None
+    deliver_at: AwareDatetime | None = None
     dedup_key: str | None = Field(default=None, max_length=256)
 
 
@@ -190,7 +190,7 @@ class Tick(Payload):
 
     event_type = "tick.*"
     schedule: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
-    slot: datetime
+    slot: AwareDatetime
 
     def event_type_name(self) -> str:
         return f"tick.{self.schedule}"
@@ -202,15 +202,15 @@ class ReminderDue(Payload):
     user_id: str = NonEmpty
     kind: str = NonEmpty
     subject_id: str = NonEmpty
-    due_at: datetime
+    due_at: AwareDatetime
 
 
 class DigestDue(Payload):
     event_type = "digest.due"
     user_id: str = NonEmpty
     frequency: Literal["daily", "weekly"]
-    window_start: datetime
-    window_end: datetime
+    window_start: AwareDatetime
+    window_end: AwareDatetime
 
 
 class DeliveryDue(Payload):
