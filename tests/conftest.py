@@ -24,6 +24,7 @@ from shared.db import ensure_database, migrate
 from shared.metrics import ServiceMetrics
 from shared.runner import make_bus
 from shared.settings import Settings
+from tests.receivers import Receiver
 
 AMQP_URL = os.environ.get("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SERVER_URL = os.environ.get("HERALD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -89,6 +90,14 @@ async def delete_topology(namespace: str, queues: list[str]) -> None:
         await channel.exchange_delete(exchange_name(namespace))
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A local HTTP server that records each request and answers it 200 with no body,
+    unless the test scripts other answers (see ``tests.receivers``)."""
+    async with Receiver("plain") as r:
+        yield r
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The platform as real processes: the four services started with ``python -m``,
-plus a local HTTP server that behaves like a webhook receiver."""
+"""The platform as real processes: the four services started with ``python -m``.
+
+Webhooks go to the ``receiver`` fixture of ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -9,20 +10,15 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from shared.settings import Settings
 from tests.conftest import delete_topology
-from tests.support import eventually, free_port, free_ports, queues_named
+from tests.support import eventually, free_ports, queues_named
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
@@ -122,41 +118,6 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
             except subprocess.TimeoutExpired:
                 process.kill()
         await delete_topology(settings.namespace, queues_named(f"{settings.namespace}."))
-
-
-@dataclass
-class Receiver:
-    """Answers with the queued statuses (then 200) and keeps what it was sent."""
-
-    url: str
-    statuses: list[int] = field(default_factory=list)
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    port = free_port()
-    state = Receiver(url=f"http://127.0.0.1:{port}/hook")
-
-    async def hook(request: Request) -> Response:
-        state.requests.append((dict(request.headers), await request.body()))
-        status = state.statuses.pop(0) if state.statuses else 200
-        return Response(status_code=status)
-
-    server = uvicorn.Server(
-        uvicorn.Config(
-            Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, what="receiver up")
-    yield state
-    server.should_exit = True
-    await task
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from standardwebhooks.webhooks import Webhook
 
 from shared import signing
 from shared.settings import Settings
-from tests.e2e.conftest import Platform, Receiver
+from tests.e2e.conftest import Platform
+from tests.receivers import Receiver, Reply
 from tests.support import eventually, rabbitmqctl
 
 CE = {"content-type": "application/cloudevents+json"}
@@ -59,13 +60,13 @@ async def test_event_through_gateway_reaches_webhook_signed_once(
         lambda: pool.fetchval("SELECT true FROM users WHERE user_id = 'ada'"), what="user stored"
     )
     added = platform.herald(
-        "endpoint", "add", "--user", "ada", "--type", "webhook", "--url", receiver.url
+        "endpoint", "add", "--user", "ada", "--type", "webhook", "--url", f"{receiver.url}/hook"
     )
     assert added.returncode == 0, added.stderr
     secret = json.loads(added.stdout)["secret"]
     assert secret.startswith("whsec_")
 
-    receiver.statuses = [503]  # the first attempt fails transiently
+    receiver.script("/hook", Reply(503))  # the first attempt fails transiently
     request = cloudevent(
         "notification.requested",
         {
@@ -85,15 +86,16 @@ async def test_event_through_gateway_reaches_webhook_signed_once(
     await eventually(lambda: len(receiver.requests) == 2, what="delivery after one retry")
     await asyncio.sleep(1.0)  # a duplicate delivery would show up by now
     assert len(receiver.requests) == 2, platform.log_text()
-    (h1, _), (h2, body) = receiver.requests
-    assert h1["webhook-id"] == h2["webhook-id"]  # the same id on every retry
-    payload = Webhook(secret).verify(body, h2)  # raises unless the signature holds
+    first_try, retry = receiver.to("/hook")
+    assert first_try.headers["webhook-id"] == retry.headers["webhook-id"]  # the same on every retry
+    payload = Webhook(secret).verify(retry.body, retry.headers)  # raises unless it is signed
     assert payload["data"]["title"] == "You got an interview"
     assert payload["data"]["user_id"] == "ada"
 
     row = await pool.fetchrow(
         """SELECT d.status, d.attempts, n.correlation_id FROM deliveries d
-           JOIN notifications n ON n.id = d.notification_id WHERE n.user_id = 'ada'"""
+           JOIN notifications n ON n.id = d.notification_id
+           WHERE n.user_id = 'ada' AND d.channel = 'webhook'"""
     )
     assert dict(row) == {"status": "delivered", "attempts": 2, "correlation_id": "trace-123"}
     assert "trace-123" in (platform.logs / "dispatcher.log").read_text()
@@ -242,7 +244,7 @@ async def test_platform_resumes_by_itself_after_broker_and_database_restarts(
     assert (await post(platform, api_key, user("phoenix"))).status_code == 202
     await eventually(lambda: pool.fetchval("SELECT true FROM users WHERE user_id = 'phoenix'"))
     added = platform.herald(
-        "endpoint", "add", "--user", "phoenix", "--type", "webhook", "--url", receiver.url
+        "endpoint", "add", "--user", "phoenix", "--type", "webhook", "--url", f"{receiver.url}/hook"
     )
     assert added.returncode == 0, added.stderr
 

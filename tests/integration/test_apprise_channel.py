@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -14,12 +14,6 @@ from services.dispatcher.url_guard import IPNetwork, UrlGuard
 from shared.endpoints import Endpoint
 from tests.receivers import ANY_PATH, Receiver, Reply
 from tests.support import LOOPBACK, channel_notification
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver("plain") as r:
-        yield r
 
 
 def channel(allow: Sequence[IPNetwork] = ()) -> AppriseChannel:

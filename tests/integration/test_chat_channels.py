@@ -22,7 +22,7 @@ from services.dispatcher.channels.teams import PAYLOAD_MAX_BYTES, TeamsChannel
 from services.dispatcher.channels.telegram import TelegramChannel
 from shared.endpoints import Endpoint
 from shared.logging import scrub
-from tests.receivers import Drop, Receiver, Reply, receivers
+from tests.receivers import Behaviour, Drop, Receiver, Reply, receivers
 
 TIMEOUT = 0.5
 TOKEN = "123456789:AAH-test_token_0123456789abcdefghijk"
@@ -91,6 +91,17 @@ class Case:
                 url = ""
         chat_id = CHAT_ID if self.kind == "telegram" else None
         return channel, Endpoint(uuid.uuid4(), "u1", self.kind, url or None, chat_id, None)
+
+
+async def reach(
+    case: Case, start: Start, http: httpx.AsyncClient, *script: Behaviour
+) -> tuple[Receiver, Channel, Endpoint]:
+    """A receiver for ``case`` that answers with ``script`` first, and the channel
+    and endpoint that reach it."""
+    receiver = await start(case.kind)
+    receiver.script(case.path, *script)
+    channel, endpoint = case.build(http, receiver)
+    return receiver, channel, endpoint
 
 
 def telegram_error(status: int, description: str, **parameters: Any) -> Reply:
@@ -168,8 +179,7 @@ def check_payload(kind: str, request_body: Any, query: dict[str, str]) -> None:
 async def test_delivered_with_the_provider_id(
     case: Case, start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start(case.kind)
-    channel, endpoint = case.build(http, receiver)
+    receiver, channel, endpoint = await reach(case, start, http)
     result = await channel.send(notification(), endpoint)
     assert result.outcome is Outcome.DELIVERED, result.detail
     [request] = receiver.requests
@@ -185,9 +195,7 @@ async def test_delivered_with_the_provider_id(
 async def test_rate_limited_is_transient_with_retry_after(
     case: Case, start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start(case.kind)
-    receiver.script(case.path, case.rate_limited)
-    channel, endpoint = case.build(http, receiver)
+    _, channel, endpoint = await reach(case, start, http, case.rate_limited)
     result = await channel.send(notification(), endpoint)
     assert (result.outcome, result.status_code, result.retry_after) == (Outcome.TRANSIENT, 429, 7.0)
     # the next attempt goes through
@@ -199,9 +207,7 @@ async def test_rate_limited_is_transient_with_retry_after(
 async def test_server_errors_are_transient(
     case: Case, status: int, start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start(case.kind)
-    receiver.script(case.path, Reply(status, "upstream trouble"))
-    channel, endpoint = case.build(http, receiver)
+    _, channel, endpoint = await reach(case, start, http, Reply(status, "upstream trouble"))
     result = await channel.send(notification(), endpoint)
     assert (result.outcome, result.status_code) == (Outcome.TRANSIENT, status)
 
@@ -210,9 +216,7 @@ async def test_server_errors_are_transient(
 async def test_an_answer_slower_than_the_timeout_is_transient(
     case: Case, start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start(case.kind)
-    receiver.script(case.path, Reply(delay=TIMEOUT + 0.5))
-    channel, endpoint = case.build(http, receiver)
+    receiver, channel, endpoint = await reach(case, start, http, Reply(delay=TIMEOUT + 0.5))
     result = await channel.send(notification(), endpoint)
     assert result.outcome is Outcome.TRANSIENT
     assert "timeout" in result.detail
@@ -223,9 +227,7 @@ async def test_an_answer_slower_than_the_timeout_is_transient(
 async def test_a_dropped_connection_is_transient(
     case: Case, start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start(case.kind)
-    receiver.script(case.path, Drop())
-    channel, endpoint = case.build(http, receiver)
+    _, channel, endpoint = await reach(case, start, http, Drop())
     result = await channel.send(notification(), endpoint)
     assert result.outcome is Outcome.TRANSIENT
     assert "connection error" in result.detail
@@ -235,9 +237,7 @@ async def test_a_dropped_connection_is_transient(
 async def test_other_client_errors_are_permanent(
     case: Case, start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start(case.kind)
-    receiver.script(case.path, case.refused)
-    channel, endpoint = case.build(http, receiver)
+    _, channel, endpoint = await reach(case, start, http, case.refused)
     result = await channel.send(notification(), endpoint)
     assert (result.outcome, result.endpoint_gone) == (Outcome.PERMANENT, False)
     assert result.status_code == case.refused.status
@@ -247,9 +247,7 @@ async def test_other_client_errors_are_permanent(
 async def test_gone_answers_mark_the_endpoint_gone(
     case: Case, start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start(case.kind)
-    receiver.script(case.path, *case.gone)
-    channel, endpoint = case.build(http, receiver)
+    _, channel, endpoint = await reach(case, start, http, *case.gone)
     for answer in case.gone:
         result = await channel.send(notification(), endpoint)
         assert (result.outcome, result.endpoint_gone) == (Outcome.PERMANENT, True), answer
@@ -260,8 +258,7 @@ async def test_gone_answers_mark_the_endpoint_gone(
 async def test_an_endpoint_without_address_is_refused_without_a_call(
     case: Case, start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start(case.kind)
-    channel, _ = case.build(http, receiver)
+    receiver, channel, _ = await reach(case, start, http)
     result = await channel.send(
         notification(), Endpoint(uuid.uuid4(), "u1", case.kind, None, None, None)
     )
@@ -275,8 +272,7 @@ async def test_an_endpoint_without_address_is_refused_without_a_call(
 async def test_discord_long_body_is_truncated_within_the_limits(
     start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start("discord")
-    channel, endpoint = BY_KIND["discord"].build(http, receiver)
+    receiver, channel, endpoint = await reach(BY_KIND["discord"], start, http)
     body = long_body()
     assert (await channel.send(notification(body), endpoint)).outcome is Outcome.DELIVERED
     [embed] = receiver.requests[0].json()["embeds"]
@@ -289,8 +285,7 @@ async def test_discord_long_body_is_truncated_within_the_limits(
 async def test_slack_long_body_is_split_into_sections_and_truncated(
     start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start("slack")
-    channel, endpoint = BY_KIND["slack"].build(http, receiver)
+    receiver, channel, endpoint = await reach(BY_KIND["slack"], start, http)
     assert (await channel.send(notification(long_body()), endpoint)).outcome is Outcome.DELIVERED
     blocks = receiver.requests[0].json()["blocks"]
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section" and "text" in b]
@@ -306,8 +301,7 @@ async def test_slack_long_body_is_split_into_sections_and_truncated(
 async def test_teams_long_body_is_truncated_under_the_size_limit(
     start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start("teams")
-    channel, endpoint = BY_KIND["teams"].build(http, receiver)
+    receiver, channel, endpoint = await reach(BY_KIND["teams"], start, http)
     body = long_body() * 3
     assert (await channel.send(notification(body), endpoint)).outcome is Outcome.DELIVERED
     [request] = receiver.requests
@@ -345,8 +339,7 @@ def shown(html_text: str) -> str:
 async def test_telegram_long_body_is_sent_as_several_messages_in_order(
     start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start("telegram")
-    channel, endpoint = BY_KIND["telegram"].build(http, receiver)
+    receiver, channel, endpoint = await reach(BY_KIND["telegram"], start, http)
     body = long_body()
     result = await channel.send(notification(body), endpoint)
     assert result.outcome is Outcome.DELIVERED
@@ -362,11 +355,9 @@ async def test_telegram_long_body_is_sent_as_several_messages_in_order(
 async def test_telegram_waits_out_a_short_rate_limit_between_parts(
     start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start("telegram")
-    case = BY_KIND["telegram"]
     ok = Reply(200, {"ok": True, "result": {"message_id": 10}})
-    receiver.script(case.path, ok, telegram_error(429, "Too Many Requests", retry_after=1))
-    channel, endpoint = case.build(http, receiver)
+    wait = telegram_error(429, "Too Many Requests", retry_after=1)
+    receiver, channel, endpoint = await reach(BY_KIND["telegram"], start, http, ok, wait)
     result = await channel.send(notification(long_body(6000)), endpoint)
     assert result.outcome is Outcome.DELIVERED
     first, limited, retried = receiver.requests
@@ -379,12 +370,10 @@ async def test_telegram_waits_out_a_short_rate_limit_between_parts(
 async def test_telegram_a_later_part_failing_says_what_was_sent(
     start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start("telegram")
-    case = BY_KIND["telegram"]
-    receiver.script(
-        case.path, Reply(200, {"ok": True, "result": {"message_id": 10}}), Reply(502, "Bad Gateway")
+    ok = Reply(200, {"ok": True, "result": {"message_id": 10}})
+    receiver, channel, endpoint = await reach(
+        BY_KIND["telegram"], start, http, ok, Reply(502, "Bad Gateway")
     )
-    channel, endpoint = case.build(http, receiver)
     result = await channel.send(notification(long_body(6000)), endpoint)
     assert result.outcome is Outcome.TRANSIENT
     assert "part 2 of 2" in result.detail
@@ -395,16 +384,16 @@ async def test_telegram_a_later_part_failing_says_what_was_sent(
 async def test_telegram_token_stays_out_of_results_and_logs(
     start: Start, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    receiver = await start("telegram")
     case = BY_KIND["telegram"]
-    receiver.script(
-        case.path,
+    receiver, channel, endpoint = await reach(
+        case,
+        start,
+        http,
         Drop(),
         Reply(delay=TIMEOUT + 0.5),
         telegram_error(500, f"Internal error at /bot{TOKEN}/sendMessage"),
         *case.gone,
     )
-    channel, endpoint = case.build(http, receiver)
     caplog.set_level(logging.DEBUG)
     results = [await channel.send(notification(), endpoint) for _ in range(5)]
     results.append(
@@ -425,11 +414,9 @@ async def test_telegram_token_stays_out_of_results_and_logs(
 async def test_teams_legacy_connector_failure_inside_http_200(
     start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start("teams")
-    case = BY_KIND["teams"]
     failed = "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error {} with ContextId tcid=0,server=msgapi-production-eus-azsc2-4-170,cv=deadbeef"
-    receiver.script(case.path, Reply(200, failed.format(429)), Reply(200, failed.format(400)))
-    channel, endpoint = case.build(http, receiver)
+    answers = Reply(200, failed.format(429)), Reply(200, failed.format(400))
+    _, channel, endpoint = await reach(BY_KIND["teams"], start, http, *answers)
     throttled = await channel.send(notification(), endpoint)
     refused = await channel.send(notification(), endpoint)
     assert (throttled.outcome, throttled.status_code) == (Outcome.TRANSIENT, 429)
@@ -439,14 +426,7 @@ async def test_teams_legacy_connector_failure_inside_http_200(
 async def test_discord_retry_after_from_the_body_alone(
     start: Start, http: httpx.AsyncClient
 ) -> None:
-    receiver = await start("discord")
-    case = BY_KIND["discord"]
-    receiver.script(
-        case.path,
-        Reply(
-            429, {"message": "You are being rate limited.", "retry_after": 0.35, "global": False}
-        ),
-    )
-    channel, endpoint = case.build(http, receiver)
+    limited = {"message": "You are being rate limited.", "retry_after": 0.35, "global": False}
+    _, channel, endpoint = await reach(BY_KIND["discord"], start, http, Reply(429, limited))
     result = await channel.send(notification(), endpoint)
     assert (result.outcome, result.retry_after) == (Outcome.TRANSIENT, 0.35)

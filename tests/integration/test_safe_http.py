@@ -6,7 +6,7 @@ import ipaddress
 import socket
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import httpcore
@@ -61,12 +61,6 @@ class RecordingBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._real.sleep(seconds)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver("plain") as r:
-        yield r
 
 
 def client_with(
