@@ -52,6 +52,8 @@ def test_secret_keys_and_secret_values_are_redacted_recursively() -> None:
 def test_configured_logger_writes_json_without_the_secret(capsys: object) -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    # it also quiets some libraries' loggers: later tests expect their records again
+    levels = {name: logging.getLogger(name).level for name in list(logging.root.manager.loggerDict)}
     configure_logging("test", "info")
     try:
         structlog.contextvars.bind_contextvars(event_id="e1", correlation_id="c1")
@@ -64,6 +66,8 @@ def test_configured_logger_writes_json_without_the_secret(capsys: object) -> Non
         structlog.reset_defaults()
         root.handlers[:], level = saved
         root.setLevel(level)
+        for name in list(logging.root.manager.loggerDict):
+            logging.getLogger(name).setLevel(levels.get(name, logging.NOTSET))
     line = json.loads(out)
     assert "hunter2" not in out
     assert line["secret_key"] == REDACTED
