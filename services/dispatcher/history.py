@@ -161,36 +161,53 @@ async def claim(conn: Connection, delivery: uuid.UUID, lease: float) -> Claimed 
     before it commits, and this UPDATE waits for its row lock, then sees the row as
     committed.
     """
+    # one round trip: claim, and read what the send needs
     row = await conn.fetchrow(
-        """UPDATE deliveries d
-           SET claimed_until = clock_timestamp() + make_interval(secs => $2),
-               status = 'pending',
-               not_before = CASE WHEN d.status = 'held' THEN NULL ELSE d.not_before END
-           WHERE d.id = $1
-             AND (d.status = 'pending'
-                  OR (d.status = 'held' AND d.not_before <= clock_timestamp()))
-             AND (d.claimed_until IS NULL OR d.claimed_until < clock_timestamp())
-           RETURNING d.attempts, d.claimed_until, d.notification_id, d.endpoint_id""",
+        """WITH claimed AS (
+               UPDATE deliveries d
+               SET claimed_until = clock_timestamp() + make_interval(secs => $2),
+                   status = 'pending',
+                   not_before = CASE WHEN d.status = 'held' THEN NULL ELSE d.not_before END
+               WHERE d.id = $1
+                 AND (d.status = 'pending'
+                      OR (d.status = 'held' AND d.not_before <= clock_timestamp()))
+                 AND (d.claimed_until IS NULL OR d.claimed_until < clock_timestamp())
+               RETURNING d.attempts, d.claimed_until, d.notification_id, d.endpoint_id)
+           SELECT c.attempts, c.claimed_until, n.id, n.user_id, n.type, n.kind, n.job_id,
+                  n.title, n.body, n.html, n.link, n.data, n.priority, n.created_at,
+                  EXISTS (SELECT 1 FROM notification_attachments a
+                          WHERE a.notification_id = n.id) AS has_attachments,
+                  e.id AS e_id, e.user_id AS e_user_id, e.type AS e_type, e.url AS e_url,
+                  e.chat_id AS e_chat_id, e.secret AS e_secret, e.address AS e_address
+           FROM claimed c JOIN notifications n ON n.id = c.notification_id
+           LEFT JOIN channel_endpoints e ON e.id = c.endpoint_id AND e.enabled""",
         delivery,
         lease,
     )
     if row is None:
         return await _why_not(conn, delivery)
-    n = await conn.fetchrow(
-        """SELECT id, user_id, type, kind, job_id, title, body, html, link, data, priority,
-                  created_at FROM notifications WHERE id = $1""",
-        row["notification_id"],
+    n = row
+    attachments = (
+        await conn.fetch(
+            """SELECT filename, content_type, content FROM notification_attachments
+               WHERE notification_id = $1 ORDER BY filename""",
+            n["id"],
+        )
+        if n["has_attachments"]
+        else []
     )
-    assert n is not None  # deliveries cascade with their notification
-    attachments = await conn.fetch(
-        """SELECT filename, content_type, content FROM notification_attachments
-           WHERE notification_id = $1 ORDER BY filename""",
-        n["id"],
-    )
-    e = await conn.fetchrow(
-        """SELECT id, user_id, type, url, chat_id, secret, address FROM channel_endpoints
-           WHERE id = $1 AND enabled""",
-        row["endpoint_id"],
+    e = (
+        Endpoint(
+            row["e_id"],
+            row["e_user_id"],
+            row["e_type"],
+            row["e_url"],
+            row["e_chat_id"],
+            row["e_secret"],
+            row["e_address"],
+        )
+        if row["e_id"] is not None
+        else None
     )
     notification = Notification(
         id=n["id"],
@@ -212,7 +229,7 @@ async def claim(conn: Connection, delivery: uuid.UUID, lease: float) -> Claimed 
         notification,
         n["kind"],
         n["job_id"],
-        Endpoint(**dict(e)) if e else None,
+        e,
     )
 
 
