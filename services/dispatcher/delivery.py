@@ -136,17 +136,26 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
     result = await _send(deps.channels.get(endpoint.type), notification, endpoint)
     final = result.outcome is Outcome.TRANSIENT and claimed.attempts + 1 >= deps.max_attempts
     retry_in = _retry_in(deps, claimed.attempts + 1, result) if not final else None
-    async with deps.pool.acquire() as conn, conn.transaction():
-        attempts = await history.record_attempt(
-            conn, delivery, claimed.token, result, final=final, retry_in=retry_in
-        )
-        if attempts is None:
-            log.warning("delivery_claim_lost", channel=endpoint.type, lease=deps.lease)
-            return
-        health = await history.endpoint_outcome(
-            conn, endpoint, result, deps.settings.disable_after_failures
-        )
-        notice = await _tell_owner(conn, endpoint, health) if health.disabled_now else []
+    health, notice = history.EndpointHealth(False, 0, None), []
+    async with deps.pool.acquire() as conn:
+        if result.outcome is Outcome.PERMANENT:
+            async with conn.transaction():
+                attempts = await history.record_attempt(
+                    conn, delivery, claimed.token, result, final=final, retry_in=retry_in
+                )
+                if attempts is not None:
+                    health = await history.endpoint_outcome(
+                        conn, endpoint, result, deps.settings.disable_after_failures
+                    )
+                    if health.disabled_now:
+                        notice = await _tell_owner(conn, endpoint, health)
+        else:  # the common path: one statement, no transaction round trips
+            attempts = await history.record_attempt(
+                conn, delivery, claimed.token, result, final=final, retry_in=retry_in
+            )
+    if attempts is None:
+        log.warning("delivery_claim_lost", channel=endpoint.type, lease=deps.lease)
+        return
     _count(deps, endpoint, notification, result, final)
     if result.our_fault:
         log.error("herald_misconfigured", channel=endpoint.type, detail=result.detail)

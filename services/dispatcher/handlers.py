@@ -98,23 +98,22 @@ async def _notify(conn: Connection, deps: IntakeDeps, c: Compose) -> list[histor
     user = c.recipient
     # chat and inbox get the text without e-mail footers; e-mail gets the HTML
     # with its unsubscribe link
-    plain = deps.renderer.render(c.kind, name=user.name, **c.context)
-    mail = deps.renderer.render(
+    rendered = deps.renderer.render(
         c.kind,
         name=user.name,
-        unsubscribe_url=signing.unsubscribe_url(deps.settings, user.user_id),
+        html_only={"unsubscribe_url": signing.unsubscribe_url(deps.settings, user.user_id)},
         **c.context,
     )
     notification = Notification(
         id=uuid.UUID(derived_id("notification", c.event.id, *c.id_parts)),
         user_id=user.user_id,
         type=c.type,
-        title=plain.title,
-        body=plain.text,
+        title=rendered.title,
+        body=rendered.text,
         priority=c.priority,
         created_at=deps.clock(),
         data=c.data or {},
-        html=mail.html,
+        html=rendered.html,
         link=c.link,
         attachments=c.attachments,
     )

@@ -293,16 +293,23 @@ async def record_attempt(
     fails the delivery. The number of attempts made, or None when the claim was lost
     (another dispatcher took over after the lease ran out: its outcome stands)."""
     status = "failed" if final and result.outcome is Outcome.TRANSIENT else _STATUS[result.outcome]
+    # one statement: a success also clears its endpoint's failure count
     attempts = await conn.fetchval(
-        """UPDATE deliveries
-           SET attempts = attempts + 1, status = $3, last_error = $4, response_status = $5,
-               provider_id = COALESCE($6, provider_id), claimed_until = NULL,
-               retry_at = clock_timestamp() + make_interval(secs => $7),
-               updated_at = now(), last_attempt_at = now(),
-               first_attempt_at = COALESCE(first_attempt_at, now()),
-               delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END
-           WHERE id = $1 AND claimed_until = $2
-           RETURNING attempts""",
+        """WITH d AS (
+               UPDATE deliveries
+               SET attempts = attempts + 1, status = $3, last_error = $4,
+                   response_status = $5, provider_id = COALESCE($6, provider_id),
+                   claimed_until = NULL,
+                   retry_at = clock_timestamp() + make_interval(secs => $7),
+                   updated_at = now(), last_attempt_at = now(),
+                   first_attempt_at = COALESCE(first_attempt_at, now()),
+                   delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END
+               WHERE id = $1 AND claimed_until = $2
+               RETURNING attempts, endpoint_id),
+           healthy AS (
+               UPDATE channel_endpoints e SET consecutive_failures = 0 FROM d
+               WHERE $3 = 'delivered' AND e.id = d.endpoint_id AND e.consecutive_failures > 0)
+           SELECT attempts FROM d""",
         delivery,
         token,
         status,
@@ -339,14 +346,8 @@ async def endpoint_outcome(
     conn: Connection, endpoint: Endpoint, result: DeliveryResult, disable_after: int
 ) -> EndpointHealth:
     """Count permanent failures in a row; disable the endpoint after
-    ``disable_after`` of them, or at once when it is gone. Success resets the count."""
-    if result.outcome is Outcome.DELIVERED:
-        await conn.execute(
-            """UPDATE channel_endpoints SET consecutive_failures = 0
-               WHERE id = $1 AND consecutive_failures > 0""",
-            endpoint.id,
-        )
-        return EndpointHealth(False, 0, None)
+    ``disable_after`` of them, or at once when it is gone. (Success resets the count
+    in ``record_attempt``.)"""
     if result.outcome is not Outcome.PERMANENT or result.our_fault:
         return EndpointHealth(False, 0, None)
     reason = result.detail if result.endpoint_gone else None

@@ -61,25 +61,24 @@ async def load(conn: Connection, user_id: str) -> Recipient | None:
         """SELECT u.user_id, u.email, u.name, u.timezone, u.locale, p.email_enabled,
                   p.digest_frequency, p.notify_new_matches, p.notify_application_updates,
                   p.notify_reminders, p.notify_digests, p.min_match_score,
-                  p.quiet_hours_start, p.quiet_hours_end, p.channels, p.score_routes
+                  p.quiet_hours_start, p.quiet_hours_end, p.channels, p.score_routes,
+                  (SELECT COALESCE(json_agg(json_build_array(
+                              e.id, e.type, e.url, e.chat_id, e.secret, e.address)
+                              ORDER BY e.created_at, e.type), '[]')
+                   FROM channel_endpoints e
+                   WHERE e.user_id = u.user_id AND e.enabled) AS endpoints
            FROM users u LEFT JOIN preferences p USING (user_id)
            WHERE u.user_id = $1""",
         user_id,
     )
     if row is None:
         return None
-    endpoints = await conn.fetch(
-        """SELECT id, user_id, type, url, chat_id, secret, address FROM channel_endpoints
-           WHERE user_id = $1 AND enabled ORDER BY created_at, type""",
-        user_id,
+    endpoints = tuple(
+        Endpoint(uuid.UUID(id_), row["user_id"], type_, url, chat_id, secret, address)
+        for id_, type_, url, chat_id, secret, address in json.loads(row["endpoints"])
     )
     return Recipient(
-        row["user_id"],
-        row["email"],
-        row["name"],
-        row["locale"],
-        _preferences(dict(row)),
-        tuple(Endpoint(**dict(e)) for e in endpoints),
+        row["user_id"], row["email"], row["name"], row["locale"], _preferences(dict(row)), endpoints
     )
 
 

@@ -82,13 +82,17 @@ class Renderer:
         env.filters.update(plural=count_noun, link=safe_link, paragraphs=paragraphs)
         self._env = env
 
-    def render(self, kind: str, **context: Any) -> Rendered:
+    def render(
+        self, kind: str, *, html_only: dict[str, Any] | None = None, **context: Any
+    ) -> Rendered:
+        """``html_only`` goes to the HTML template alone (an e-mail's unsubscribe
+        footer, which the text shown in chat and the inbox should not carry)."""
         if not _KIND.fullmatch(kind):
             raise TemplateRenderError(repr(kind), "not a template kind name")
         title = " ".join(self._render(f"{kind}.subject.j2", context).split())
         context = {**context, "subject": title}
         text = self._render(f"{kind}.txt.j2", context)
-        html = self._render(f"{kind}.html.j2", context)
+        html = self._render(f"{kind}.html.j2", {**context, **(html_only or {})})
         return Rendered(title=title, text=_tidy(text), html=html.strip())
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
