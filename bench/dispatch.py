@@ -26,9 +26,16 @@ Per side:
 
 The webhook receiver is a raw asyncio HTTP/1.1 server with keep-alive in its own
 process (``--check-receiver`` measures it alone). Everything shares the machine's
-cores, as the issue's figures do.
+cores, as the issue's figures do; the CPU split per delivery (service, RabbitMQ,
+PostgreSQL, this benchmark, the rest) shows who used them, and how much of the
+machine was taken by something else. Sides take turns in each run (Herald, then
+Celery with acks_late, then Celery's defaults; the dispatcher is stopped during
+Celery's turns); each run starts from a fresh namespace and database, and the
+table gives medians over ``--runs``.
 
-    python bench/dispatch.py [--messages 20000] [--rate 500] [--seconds 20] [--runs 1]
+    python bench/dispatch.py [--messages 20000] [--rate 500] [--celery-rate 200]
+        [--seconds 20] [--runs 1] [--replicas 1] [--celery-pool prefork|threads]
+        [--celery-concurrency 2] [--sides herald,celery-reliable,celery-defaults]
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ class Config:
     window: int
     prefetch: int | None
     log_level: str
+    replicas: int
     celery_pool: str
     celery_concurrency: int
     sides: list[str]
@@ -311,10 +319,24 @@ def cpu_seconds(pid: int) -> float:
     return 0.0
 
 
-def cpu_by_group(service: int) -> dict[str, float]:
-    """CPU seconds so far of the service's tree, RabbitMQ, PostgreSQL, this
-    benchmark (with its receiver), and of the whole machine (busy and all)."""
-    mine = set(process_tree(service))
+def _postgres_database(pid: int) -> str | None:
+    """The database a PostgreSQL backend serves ("" for the server's own processes)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            title = f.read().decode(errors="replace").split()
+    except OSError:
+        return None
+    # a backend: "postgres: 15/main: <user> <database> <host(port)> <state>"
+    if len(title) > 4 and ("(" in title[4] or title[4] == "[local]"):
+        return title[3]
+    return ""
+
+
+def cpu_by_group(service: list[int], database: str) -> dict[str, float]:
+    """CPU seconds so far of the service's process trees, RabbitMQ, PostgreSQL (the
+    server's own processes and the backends serving ``database``), this benchmark
+    (with its receiver), and of the whole machine (busy and all)."""
+    mine = {p for pid in service for p in process_tree(pid)}
     bench = set(process_tree(os.getpid()))
     groups = {"service": 0.0, "rabbitmq": 0.0, "postgres": 0.0, "bench": 0.0}
     for entry in os.listdir("/proc"):
@@ -332,7 +354,7 @@ def cpu_by_group(service: int) -> dict[str, float]:
             group = "bench"
         elif comm in ("beam.smp", "erl_child_setup", "epmd", "inet_gethost"):
             group = "rabbitmq"
-        elif comm.startswith("postgres"):
+        elif comm.startswith("postgres") and _postgres_database(pid) in ("", database):
             group = "postgres"
         else:
             continue
@@ -345,16 +367,20 @@ def cpu_by_group(service: int) -> dict[str, float]:
 
 
 class Usage:
-    """Peak resident memory of a process tree, sampled every ``interval`` seconds."""
+    """Peak resident memory of process trees, sampled every ``interval`` seconds:
+    of all of them together (``peak_kb``) and of the largest one (``largest_kb``)."""
 
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid = pid
+    def __init__(self, pids: list[int], interval: float = 0.1) -> None:
+        self.pids = pids
         self.peak_kb = 0
+        self.largest_kb = 0
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
 
     def sample(self) -> None:
-        self.peak_kb = max(self.peak_kb, sum(rss_kb(p) for p in process_tree(self.pid)))
+        trees = [sum(rss_kb(p) for p in process_tree(pid)) for pid in self.pids]
+        self.peak_kb = max(self.peak_kb, sum(trees))
+        self.largest_kb = max(self.largest_kb, *trees)
 
     async def _run(self) -> None:
         while True:
@@ -424,7 +450,8 @@ class SideRun:
     throughput: float = float("nan")
     publish_rate: float = float("nan")
     latency: dict[int, Latency] = field(default_factory=dict)
-    peak_rss_mb: float = float("nan")
+    peak_rss_mb: float = float("nan")  # all the side's processes together
+    largest_rss_mb: float = float("nan")  # its largest process tree
     cpu_ms: float = float("nan")  # service CPU per delivery, throughput phase
     busy: float = float("nan")  # machine CPU busy share, throughput phase
     split: str = ""
@@ -460,7 +487,11 @@ class Side:
     """Starts a service, publishes notifications to it, tells how they were recorded."""
 
     name: str
-    proc: asyncio.subprocess.Process | None = None
+    procs: list[asyncio.subprocess.Process]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
 
     async def start(self) -> None: ...
 
@@ -484,7 +515,7 @@ class Herald(Side):
 
     def __init__(self, cfg: Config, env: Environment, receiver: Receiver) -> None:
         self.cfg, self.env, self.receiver = cfg, env, receiver
-        self.port = free_port()
+        self.procs = []
         self.bus = Bus(
             amqp_url=AMQP_URL,
             namespace=env.namespace,
@@ -495,6 +526,14 @@ class Herald(Side):
         self.log_path = env.data_dir / "dispatcher.log"
 
     async def start(self) -> None:
+        """``--replicas`` dispatchers on the same queues and database."""
+        ports = [free_port() for _ in range(self.cfg.replicas)]
+        self.procs = [await self._spawn(port) for port in ports]
+        for proc, port in zip(self.procs, ports, strict=True):
+            await self._ready(proc, port)
+        await self.bus.start(wait=10)
+
+    async def _spawn(self, port: int) -> asyncio.subprocess.Process:
         env = {
             **os.environ,
             "HERALD_AMQP_URL": AMQP_URL,
@@ -504,14 +543,14 @@ class Herald(Side):
             "HERALD_SECRET_KEY": uuid.uuid4().hex * 2,
             "HERALD_ALLOW_PRIVATE_URLS": "127.0.0.0/8",
             "HERALD_RECIPIENT_RATE_PER_MINUTE": "10000000",
-            "HERALD_DISPATCHER_METRICS_PORT": str(self.port),
+            "HERALD_DISPATCHER_METRICS_PORT": str(port),
             "HERALD_LOG_LEVEL": self.cfg.log_level,
             "HERALD_DRAIN_TIMEOUT": "5",
         }
         if self.cfg.prefetch:
             env["HERALD_PREFETCH"] = str(self.cfg.prefetch)
         with self.log_path.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
+            return await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "services.dispatcher",
@@ -521,18 +560,15 @@ class Herald(Side):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        await self._ready()
-        await self.bus.start(wait=10)
 
-    async def _ready(self, timeout: float = 60.0) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
+    async def _ready(self, proc: asyncio.subprocess.Process, port: int) -> None:
+        deadline = time.monotonic() + 60
         async with httpx.AsyncClient() as http:
             while time.monotonic() < deadline:
-                if self.proc.returncode is not None:
+                if proc.returncode is not None:
                     break
                 with contextlib.suppress(httpx.HTTPError):
-                    r = await http.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
+                    r = await http.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
                     if r.status_code == 200:
                         return
                 await asyncio.sleep(0.1)
@@ -540,8 +576,7 @@ class Herald(Side):
 
     async def stop(self) -> None:
         await self.bus.stop()
-        if self.proc is not None:
-            await stop_process(self.proc)
+        await asyncio.gather(*(stop_process(p) for p in self.procs))
 
     async def sign_up(self, users: list[str]) -> None:
         await asyncio.gather(
@@ -606,6 +641,7 @@ class CeleryPeer(Side):
         from celery_peer import PeerConfig, make_app
 
         self.cfg, self.env, self.reliable = cfg, env, reliable
+        self.procs = []
         self.name = "Celery (acks_late)" if reliable else "Celery (defaults)"
         self.queue = f"{env.namespace}.celery-{'reliable' if reliable else 'defaults'}"
         self.peer = PeerConfig(AMQP_URL, self.queue, env.database_url, reliable)
@@ -626,17 +662,17 @@ class CeleryPeer(Side):
         if self.reliable:
             args.append("--reliable")
         with self.log_path.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
+            proc = await asyncio.create_subprocess_exec(
                 *args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        await self._consuming()
+        self.procs = [proc]
+        await self._consuming(proc)
 
-    async def _consuming(self, timeout: float = 60.0) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
+    async def _consuming(self, proc: asyncio.subprocess.Process) -> None:
+        deadline = time.monotonic() + 60
         connection = await aio_pika.connect(AMQP_URL)
         try:
-            while time.monotonic() < deadline and self.proc.returncode is None:
+            while time.monotonic() < deadline and proc.returncode is None:
                 channel = await connection.channel()
                 with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
                     queue = await channel.declare_queue(self.queue, passive=True)
@@ -650,8 +686,7 @@ class CeleryPeer(Side):
         raise RuntimeError(f"the Celery worker did not start consuming:\n{tail(self.log_path)}")
 
     async def stop(self) -> None:
-        if self.proc is not None:
-            await stop_process(self.proc, group=True)
+        await asyncio.gather(*(stop_process(p, group=True) for p in self.procs))
         self.app.close()
 
     def make(self, item: dict[str, Any]) -> tuple[str, Any]:
@@ -824,8 +859,7 @@ async def measure(
 ) -> SideRun:
     result = SideRun()
     arrivals = Arrivals(receiver)
-    assert side.proc is not None
-    usage = Usage(side.proc.pid)
+    usage = Usage(side.pids)
     usage.start()
     slug = side.name.split()[0].lower() + ("-r" if getattr(side, "reliable", False) else "")
     try:
@@ -837,12 +871,12 @@ async def measure(
         made = [side.make(i) for i in items_for(env, type_, cfg.messages)]
         await arrivals.poll()
         arrivals.seen.clear()
-        before = cpu_by_group(side.proc.pid)
+        before = cpu_by_group(side.pids, env.database)
         seconds, arrived = await asyncio.gather(
             side.publish_many([m for _, m in made], cfg.window),
             arrivals.wait_for({nid for nid, _ in made}),
         )
-        after = cpu_by_group(side.proc.pid)
+        after = cpu_by_group(side.pids, env.database)
         times = sorted(arrived.values())
         result.throughput = len(times) / (times[-1] - times[0])
         result.publish_rate = cfg.messages / seconds
@@ -865,6 +899,7 @@ async def measure(
     finally:
         await usage.stop()
     result.peak_rss_mb = usage.peak_kb / 1024
+    result.largest_rss_mb = usage.largest_kb / 1024
     return result
 
 
@@ -888,6 +923,7 @@ def describe(side: str, r: SideRun, rates: list[int]) -> str:
         f"  {side}: {r.throughput:,.0f} deliveries/s (published at {r.publish_rate:,.0f}/s; "
         f"{r.recorded}; {r.repeats} repeats; {r.signature}); CPU {r.split}, "
         f"machine {r.busy:.0%} busy; {lat}; peak RSS {r.peak_rss_mb:.0f} MB"
+        + (f" ({r.largest_rss_mb:.0f} MB the largest)" if r.largest_rss_mb < r.peak_rss_mb else "")
     )
 
 
@@ -1017,7 +1053,8 @@ def report(cfg: Config, runs: list[dict[str, SideRun]]) -> None:
     print(
         f"\ndispatch: {cfg.messages:,} webhook notifications over {cfg.users} users, "
         f"latency over {cfg.seconds:g} s at each offered rate; Celery pool "
-        f"{cfg.celery_pool} x{cfg.celery_concurrency}; log level {cfg.log_level}; "
+        f"{cfg.celery_pool} x{cfg.celery_concurrency}; {cfg.replicas} dispatcher "
+        f"process{'es' if cfg.replicas > 1 else ''}; log level {cfg.log_level}; "
         f"{os.cpu_count()} cores; {what}"
     )
     heads = ["deliveries/s"]
@@ -1031,6 +1068,7 @@ def report(cfg: Config, runs: list[dict[str, SideRun]]) -> None:
         s = SideRun(
             throughput=med([r.throughput for r in rs]),
             peak_rss_mb=max(r.peak_rss_mb for r in rs),
+            largest_rss_mb=max(r.largest_rss_mb for r in rs),
             cpu_ms=med([r.cpu_ms for r in rs]),
         )
         for rate in cfg.rates:
@@ -1055,7 +1093,7 @@ def report(cfg: Config, runs: list[dict[str, SideRun]]) -> None:
     p99 = herald.latency[cfg.rate].p99
     checks = [
         (f"p99 <= 50 ms at {cfg.rate}/s", p99 <= 50),
-        ("RSS <= 150 MB", herald.peak_rss_mb <= 150),
+        ("RSS <= 150 MB per dispatcher", herald.largest_rss_mb <= 150),
     ]
     if names[1:]:
         faster = all(herald.throughput >= 3 * summary[n].throughput for n in names[1:])
@@ -1103,6 +1141,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=256, help="Herald publishes in flight")
     parser.add_argument("--prefetch", type=int, default=None, help="HERALD_PREFETCH")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument("--replicas", type=int, default=1, help="dispatcher processes")
     parser.add_argument("--celery-pool", default="prefork", choices=["prefork", "threads"])
     parser.add_argument("--celery-concurrency", type=int, default=2)
     parser.add_argument(
@@ -1123,13 +1162,18 @@ def main() -> None:
         window=args.window,
         prefetch=args.prefetch,
         log_level=args.log_level,
+        replicas=args.replicas,
         celery_pool=args.celery_pool,
         celery_concurrency=args.celery_concurrency,
         sides=[s.strip() for s in args.sides.split(",")],
         check_receiver=args.check_receiver,
     )
-    with sigterm_as_interrupt():
-        asyncio.run(run(cfg))
+    try:
+        with sigterm_as_interrupt():
+            asyncio.run(run(cfg))
+    except KeyboardInterrupt:
+        print("interrupted; everything the benchmark made is removed", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
