@@ -40,11 +40,21 @@ async def ensure_database(dsn: str) -> bool:
     return True
 
 
+async def _rollback_stray_transaction(conn: asyncpg.Connection) -> None:
+    """What a connection needs before it goes back to the pool. asyncpg's default
+    reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) costs a round trip on
+    every release, and Herald's pooled connections use none of those; the
+    migrations' advisory lock lives on a connection of its own."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def connect_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=max_size,
+        reset=_rollback_stray_transaction,
         # Broken connections after a database restart are replaced on the next
         # acquire; a bounded lifetime keeps them from going stale behind a proxy.
         max_inactive_connection_lifetime=300,
