@@ -44,7 +44,7 @@ from .content import JobItem, rank_digest
 from .delivery import publish_due
 from .metrics import DispatcherMetrics
 from .planner import plan
-from .policy import EMAIL, INAPP, DedupStrategy, route_match
+from .policy import EMAIL, INAPP, DedupStrategy, choose_channels, route_match
 from .recipients import Recipient
 from .rendering import Renderer
 
@@ -98,9 +98,11 @@ async def _notify(conn: Connection, deps: IntakeDeps, c: Compose) -> list[histor
     user = c.recipient
     # chat and inbox get the text without e-mail footers; e-mail gets the HTML
     # with its unsubscribe link
+    by_email = EMAIL in choose_channels({e.type for e in user.endpoints}, user.prefs, c.only)
     rendered = deps.renderer.render(
         c.kind,
         name=user.name,
+        html=by_email,
         html_only={"unsubscribe_url": signing.unsubscribe_url(deps.settings, user.user_id)},
         **c.context,
     )
@@ -113,7 +115,7 @@ async def _notify(conn: Connection, deps: IntakeDeps, c: Compose) -> list[histor
         priority=c.priority,
         created_at=deps.clock(),
         data=c.data or {},
-        html=rendered.html,
+        html=rendered.html or None,
         link=c.link,
         attachments=c.attachments,
     )

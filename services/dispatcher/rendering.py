@@ -68,6 +68,9 @@ class Renderer:
             loaders.append(FileSystemLoader(override_dir))
         loaders.append(PackageLoader("services.dispatcher", "templates"))
         env = Environment(
+            # templates do not change under a running service; without this every
+            # lookup stats the file
+            auto_reload=False,
             loader=ChoiceLoader(loaders),
             undefined=StrictUndefined,
             autoescape=select_autoescape(
@@ -83,17 +86,23 @@ class Renderer:
         self._env = env
 
     def render(
-        self, kind: str, *, html_only: dict[str, Any] | None = None, **context: Any
+        self,
+        kind: str,
+        *,
+        html: bool = True,
+        html_only: dict[str, Any] | None = None,
+        **context: Any,
     ) -> Rendered:
         """``html_only`` goes to the HTML template alone (an e-mail's unsubscribe
-        footer, which the text shown in chat and the inbox should not carry)."""
+        footer, which the text shown in chat and the inbox should not carry);
+        ``html=False`` skips the HTML when no e-mail will carry it (``html`` "")."""
         if not _KIND.fullmatch(kind):
             raise TemplateRenderError(repr(kind), "not a template kind name")
         title = " ".join(self._render(f"{kind}.subject.j2", context).split())
         context = {**context, "subject": title}
         text = self._render(f"{kind}.txt.j2", context)
-        html = self._render(f"{kind}.html.j2", {**context, **(html_only or {})})
-        return Rendered(title=title, text=_tidy(text), html=html.strip())
+        body = self._render(f"{kind}.html.j2", {**context, **(html_only or {})}) if html else ""
+        return Rendered(title=title, text=_tidy(text), html=body.strip())
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
         try:
