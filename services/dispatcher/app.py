@@ -35,6 +35,8 @@ from .safe_http import guarded_client, trusted_client
 log = structlog.get_logger("herald.dispatcher")
 
 # Waits a rate-limited delivery can be parked for, without spending an attempt.
+# Urgent sends in flight at once per replica, apart from everything else.
+URGENT_PREFETCH = 8
 DEFER_STEPS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 300.0, 1800.0)
 
 
@@ -91,6 +93,13 @@ def subscribe(runtime: Runtime, intake: h.IntakeDeps, delivery: DeliveryDeps) ->
         catalog.DISPATCHER_DELIVERIES,
         {"delivery.due": functools.partial(on_delivery_due, deps=delivery)},
         priorities=True,
+        retry_delays=settings.delivery_retry_delays,
+        defer_steps=DEFER_STEPS,
+    )
+    bus.subscribe(
+        catalog.DISPATCHER_URGENT,
+        {"delivery.urgent": functools.partial(on_delivery_due, deps=delivery)},
+        prefetch=URGENT_PREFETCH,
         retry_delays=settings.delivery_retry_delays,
         defer_steps=DEFER_STEPS,
     )

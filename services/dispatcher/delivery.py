@@ -29,6 +29,7 @@ from shared.events import (
     NotificationDelivered,
     NotificationFailed,
     Priority,
+    UrgentDeliveryDue,
     derived_id,
     new_event,
 )
@@ -77,7 +78,7 @@ async def publish_due(bus: Bus, due: list[history.Due], correlation_id: str) -> 
         *(
             bus.publish(
                 new_event(
-                    DeliveryDue(
+                    (UrgentDeliveryDue if d.priority == "urgent" else DeliveryDue)(
                         delivery_id=str(d.id),
                         notification_id=str(d.notification_id),
                         user_id=d.user_id,

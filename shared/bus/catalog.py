@@ -41,11 +41,14 @@ DISPATCHER_USERS = WorkQueue(
 )
 # One message per delivery (a priority queue with the delivery retry schedule).
 DISPATCHER_DELIVERIES = WorkQueue("dispatcher", "deliveries", ("delivery.due",))
+# Urgent deliveries, consumed apart: slow sends elsewhere never hold them up.
+DISPATCHER_URGENT = WorkQueue("dispatcher", "urgent", ("delivery.urgent",))
 MATCHER_JOBS = WorkQueue("matcher", "jobs", ("job.posted", "job.updated", "job.closed"))
 
 ALL_QUEUES: tuple[WorkQueue, ...] = (
     DISPATCHER_NOTIFICATIONS,
     DISPATCHER_USERS,
     DISPATCHER_DELIVERIES,
+    DISPATCHER_URGENT,
     MATCHER_JOBS,
 )

@@ -225,6 +225,13 @@ class DeliveryDue(Payload):
     priority: Priority = Priority.NORMAL
 
 
+class UrgentDeliveryDue(DeliveryDue):
+    """An urgent delivery: on a queue and consumers of its own, so it never waits
+    for a free slot behind slow sends to other endpoints."""
+
+    event_type = "delivery.urgent"
+
+
 ALL_PAYLOADS: tuple[type[Payload], ...] = (
     UserSignedUp,
     UserDeleted,
@@ -244,6 +251,7 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     ReminderDue,
     DigestDue,
     DeliveryDue,
+    UrgentDeliveryDue,
 )
 _BY_TYPE = {model.event_type: model for model in ALL_PAYLOADS}
 

@@ -571,3 +571,27 @@ async def purge(settings: Any, queue: str) -> None:
         await (await channel.get_queue(queue, ensure=False)).purge()
     finally:
         await connection.close()
+
+
+async def test_urgent_is_not_held_up_by_slow_sends_to_other_endpoints(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    """Every delivery slot busy with a receiver that takes seconds to answer: an
+    urgent message to another endpoint still goes at once."""
+    await dispatcher(recipient_rate_per_minute=1_000_000, http_timeout=10.0)
+    slow_user = await sign_up(producer, pool)
+    user_id = await sign_up(producer, pool)
+    async with Receiver("webhook") as slow, Receiver("webhook") as fast:
+        slow.script("/hook", *[Reply(204, delay=4.0) for _ in range(60)])
+        await add_endpoint(pool, slow_user, "webhook", url=f"{slow.url}/hook")
+        await add_endpoint(pool, user_id, "webhook", url=f"{fast.url}/hook")
+        for n in range(40):  # more than the 32 delivery slots
+            await publish(producer, request(slow_user, title=f"Slow {n}", channels=["webhook"]))
+        await eventually(lambda: len(slow.requests) >= 32, what="every slot busy")
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        await publish(
+            producer, request(user_id, title="Urgent", priority="urgent", channels=["webhook"])
+        )
+        await eventually(lambda: len(fast.requests) == 1, timeout=10, what="the urgent message")
+        assert fast.requests[0].at - sent_at < 1.0
