@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint unit services-check bench migrate clean
+.PHONY: install run test lint unit services-check bench bench-dispatch migrate clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -42,6 +42,10 @@ lint: install
 
 bench: install services-check
 	$(BIN)/python bench/bus.py
+
+## make bench-dispatch: the dispatcher against Celery (about 6 minutes a run)
+bench-dispatch: install services-check
+	$(BIN)/python bench/dispatch.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache *.egg-info

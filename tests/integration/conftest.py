@@ -85,10 +85,7 @@ async def sign_up(bus: Bus, pool: asyncpg.Pool, *, name: str = "Ada", timezone: 
         bus,
         UserSignedUp(user_id=user_id, email=f"{user_id}@example.com", name=name, timezone=timezone),
     )
-    await eventually(
-        lambda: pool.fetchval("SELECT true FROM users WHERE user_id = $1", user_id),
-        what="user stored",
-    )
+    await until(pool, "SELECT true FROM users WHERE user_id = $1", user_id, what="user stored")
     return user_id
 
 
@@ -106,3 +103,10 @@ async def deliveries(pool: asyncpg.Pool, user_id: str, channel: str | None = Non
         user_id,
         channel,
     )
+
+
+async def until(
+    pool: asyncpg.Pool, query: str, *args: Any, what: str, timeout: float = 15.0
+) -> None:
+    """Wait until ``query`` (one value) is true."""
+    await eventually(lambda: pool.fetchval(query, *args), timeout=timeout, what=what)

@@ -32,7 +32,14 @@ from shared.events import (
     RequestNotification,
     UserSignedUp,
 )
-from tests.integration.conftest import Dispatcher, add_endpoint, deliveries, publish, sign_up
+from tests.integration.conftest import (
+    Dispatcher,
+    add_endpoint,
+    deliveries,
+    publish,
+    sign_up,
+    until,
+)
 from tests.receivers import Receiver, Reply
 from tests.support import eventually
 
@@ -115,26 +122,25 @@ async def test_sign_up_welcomes_once_by_email_and_in_the_inbox(
     # one-click unsubscribe on a signed gateway link
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "/v1/unsubscribe/" in mail["List-Unsubscribe"]
-    await eventually(
-        lambda: pool.fetchval(
-            "SELECT inbox_at IS NOT NULL FROM notifications WHERE user_id = $1", user_id
-        ),
+    await until(
+        pool,
+        "SELECT inbox_at IS NOT NULL FROM notifications WHERE user_id = $1",
+        user_id,
         what="welcome in the inbox",
     )
     # the product sends the sign-up again (an e-mail change): no second welcome
     await publish(producer, UserSignedUp(user_id=user_id, email="new@example.com", name="Ada"))
-    await eventually(
-        lambda: pool.fetchval(
-            "SELECT email = 'new@example.com' FROM users WHERE user_id = $1", user_id
-        ),
+    await until(
+        pool,
+        "SELECT email = 'new@example.com' FROM users WHERE user_id = $1",
+        user_id,
         what="e-mail updated",
     )
-    await eventually(
-        lambda: pool.fetchval(
-            "SELECT address = 'new@example.com' FROM channel_endpoints "
-            "WHERE user_id = $1 AND type = 'email'",
-            user_id,
-        ),
+    await until(
+        pool,
+        "SELECT address = 'new@example.com' FROM channel_endpoints "
+        "WHERE user_id = $1 AND type = 'email'",
+        user_id,
         what="e-mail endpoint follows the user",
     )
     assert (
@@ -155,10 +161,10 @@ async def test_webhook_retry_keeps_its_idempotency_key_and_history_records_it(
         receiver.script("/hook", Reply(503), Reply(429, headers={"retry-after": "0"}))
         await publish(producer, request(user_id, title="Interview", body="Tuesday 10:00"))
         await eventually(lambda: len(receiver.to("/hook")) == 3, what="third attempt")
-        await eventually(
-            lambda: pool.fetchval(
-                "SELECT status = 'delivered' FROM deliveries WHERE endpoint_id = $1", endpoint.id
-            ),
+        await until(
+            pool,
+            "SELECT status = 'delivered' FROM deliveries WHERE endpoint_id = $1",
+            endpoint.id,
             what="delivered",
         )
     calls = receiver.to("/hook")
@@ -182,27 +188,25 @@ async def test_permanent_failures_disable_the_endpoint_and_tell_the_owner(
         receiver.script("/hook", Reply(400), Reply(400))
         await publish(producer, request(user_id, title="one"))
         await publish(producer, request(user_id, title="two"))
-        await eventually(
-            lambda: pool.fetchval(
-                "SELECT NOT enabled FROM channel_endpoints WHERE id = $1", endpoint.id
-            ),
+        await until(
+            pool,
+            "SELECT NOT enabled FROM channel_endpoints WHERE id = $1",
+            endpoint.id,
             what="endpoint disabled",
         )
-        await eventually(
-            lambda: pool.fetchval(
-                "SELECT inbox_at IS NOT NULL FROM notifications "
-                "WHERE user_id = $1 AND type = 'channel_disabled'",
-                user_id,
-            ),
+        await until(
+            pool,
+            "SELECT inbox_at IS NOT NULL FROM notifications "
+            "WHERE user_id = $1 AND type = 'channel_disabled'",
+            user_id,
             what="owner told in-app",
         )
         # nothing more goes to a disabled endpoint
         await publish(producer, request(user_id, title="three"))
-        await eventually(
-            lambda: pool.fetchval(
-                "SELECT count(*) = 3 FROM notifications WHERE user_id = $1 AND type = 'note'",
-                user_id,
-            ),
+        await until(
+            pool,
+            "SELECT count(*) = 3 FROM notifications WHERE user_id = $1 AND type = 'note'",
+            user_id,
             what="third notification recorded",
         )
         assert len(receiver.to("/hook")) == 2
@@ -220,10 +224,10 @@ async def test_gone_endpoint_is_disabled_at_once(
         endpoint = await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
         receiver.script("/hook", Reply(410))
         await publish(producer, request(user_id))
-        await eventually(
-            lambda: pool.fetchval(
-                "SELECT NOT enabled FROM channel_endpoints WHERE id = $1", endpoint.id
-            ),
+        await until(
+            pool,
+            "SELECT NOT enabled FROM channel_endpoints WHERE id = $1",
+            endpoint.id,
             what="endpoint disabled after one 410",
         )
     reason = await pool.fetchval(
@@ -239,12 +243,11 @@ async def test_unconfigured_channel_is_recorded_as_skipped(
     user_id = await sign_up(producer, pool)
     await add_endpoint(pool, user_id, "telegram", chat_id="42")
     await publish(producer, request(user_id))
-    await eventually(
-        lambda: pool.fetchval(
-            "SELECT status = 'skipped' FROM deliveries d JOIN notifications n "
-            "ON n.id = d.notification_id WHERE n.user_id = $1 AND d.channel = 'telegram'",
-            user_id,
-        ),
+    await until(
+        pool,
+        "SELECT status = 'skipped' FROM deliveries d JOIN notifications n "
+        "ON n.id = d.notification_id WHERE n.user_id = $1 AND d.channel = 'telegram'",
+        user_id,
         what="telegram delivery skipped",
     )
 
@@ -275,17 +278,16 @@ async def test_aggressive_strategy_sends_once_per_subject(
     for title in ("First", "Different words"):
         await publish(producer, request(user_id, type="promo", title=title, dedup_key="spring"))
     await publish(producer, request(user_id, type="promo", title="Other", dedup_key="autumn"))
-    await eventually(
-        lambda: pool.fetchval(
-            "SELECT count(*) = 2 FROM notifications WHERE user_id = $1 AND type = 'promo'",
-            user_id,
-        ),
+    await until(
+        pool,
+        "SELECT count(*) = 2 FROM notifications WHERE user_id = $1 AND type = 'promo'",
+        user_id,
         what="two promos recorded",
     )
-    await eventually(
-        lambda: pool.fetchval(
-            "SELECT count(*) FROM dedup_marks WHERE user_id = $1 AND type = 'promo'", user_id
-        ),
+    await until(
+        pool,
+        "SELECT count(*) FROM dedup_marks WHERE user_id = $1 AND type = 'promo'",
+        user_id,
         what="marks",
     )
     subjects = await pool.fetch(
@@ -347,19 +349,18 @@ async def test_matches_follow_preferences_and_score_routes(
         await eventually(lambda: len(receiver.to("/hook")) == 1, what="the high match")
         body = receiver.to("/hook")[0].json()["data"]
         assert "Backend Engineer" in body["title"]
-        await eventually(
-            lambda: pool.fetchval(
-                "SELECT count(*) = 1 FROM digest_items WHERE user_id = $1", user_id
-            ),
+        await until(
+            pool,
+            "SELECT count(*) = 1 FROM digest_items WHERE user_id = $1",
+            user_id,
             what="the middle match held for the digest",
         )
-        await eventually(
-            lambda: pool.fetchval(
-                "SELECT count(*) = 1 FROM notifications WHERE user_id = $1 "
-                "AND job_id = $2 AND inbox_at IS NOT NULL",
-                user_id,
-                f"{user_id}-j-low",
-            ),
+        await until(
+            pool,
+            "SELECT count(*) = 1 FROM notifications WHERE user_id = $1 "
+            "AND job_id = $2 AND inbox_at IS NOT NULL",
+            user_id,
+            f"{user_id}-j-low",
             what="the low match in the inbox only",
         )
     # below the minimum score: nothing at all
@@ -378,8 +379,10 @@ async def test_digest_leaves_out_closed_jobs_and_mails_the_rest(
     for job_id, title in (("a", "Data Analyst"), ("b", "Site Reliability Engineer")):
         await store_job(pool, f"{user_id}-{job_id}", title=title)
         await publish(producer, match(user_id, f"{user_id}-{job_id}"))
-    await eventually(
-        lambda: pool.fetchval("SELECT count(*) = 2 FROM digest_items WHERE user_id = $1", user_id),
+    await until(
+        pool,
+        "SELECT count(*) = 2 FROM digest_items WHERE user_id = $1",
+        user_id,
         what="two matches held",
     )
     await pool.execute("UPDATE jobs SET closed_at = now() WHERE job_id = $1", f"{user_id}-b")
