@@ -8,12 +8,13 @@ in ``delivery.py``.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import structlog
@@ -29,6 +30,7 @@ from shared.events import (
     MatchFound,
     MeetingCancelled,
     MeetingScheduled,
+    Payload,
     ReminderDue,
     RequestNotification,
     UserDeleted,
@@ -49,6 +51,13 @@ from .recipients import Recipient
 from .rendering import Renderer
 
 log = structlog.get_logger("herald.dispatcher")
+
+P = TypeVar("P", bound=Payload)
+
+
+class IntakeHandler(Protocol[P]):
+    async def __call__(self, event: Event[P], deps: IntakeDeps) -> None: ...
+
 
 # Reminders about an application stop once it reaches one of these.
 FINAL_STATUSES = frozenset({"withdrawn", "rejected", "hired"})
@@ -150,6 +159,25 @@ def _suppressed(deps: IntakeDeps, kind: str, why: str) -> None:
     log.info("notification_suppressed", kind=kind, reason=why)
 
 
+def finishes_replays(handler: IntakeHandler[P]) -> IntakeHandler[P]:
+    """A redelivered event whose notification was recorded the first time finishes
+    what it planned (a publish lost after the commit), whatever preferences or the
+    job say now: they were applied when it was planned."""
+
+    @functools.wraps(handler)
+    async def handle(event: Event[P], deps: IntakeDeps) -> None:
+        notification_id = uuid.UUID(derived_id("notification", event.id))
+        async with deps.pool.acquire() as conn:
+            recorded = await history.notification_exists(conn, notification_id)
+            due = await history.pending(conn, notification_id) if recorded else []
+        if not recorded:
+            await handler(event, deps)
+            return
+        await publish_due(deps.bus, due, event.correlation_id)
+
+    return handle
+
+
 # -- users ----------------------------------------------------------------------
 
 
@@ -239,6 +267,7 @@ def _job_item(job: asyncpg.Record, match: MatchFound | dict[str, Any]) -> JobIte
     )
 
 
+@finishes_replays
 async def on_match_found(event: Event[MatchFound], deps: IntakeDeps) -> None:
     m = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
@@ -316,6 +345,7 @@ def _job_fields(item: JobItem) -> dict[str, str]:
 # -- applications and meetings ----------------------------------------------------
 
 
+@finishes_replays
 async def on_application_status_changed(
     event: Event[ApplicationStatusChanged], deps: IntakeDeps
 ) -> None:
@@ -400,6 +430,7 @@ async def on_meeting_changed(
     )
 
 
+@finishes_replays
 async def on_reminder_due(event: Event[ReminderDue], deps: IntakeDeps) -> None:
     r = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
@@ -495,6 +526,7 @@ def _address(mail_from: str) -> str:
 # -- digests --------------------------------------------------------------------
 
 
+@finishes_replays
 async def on_digest_due(event: Event[DigestDue], deps: IntakeDeps) -> None:
     d = event.data
     async with deps.pool.acquire() as conn, conn.transaction():

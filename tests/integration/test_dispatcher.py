@@ -598,3 +598,34 @@ async def test_urgent_is_not_held_up_by_slow_sends_to_other_endpoints(
         )
         await eventually(lambda: len(fast.requests) == 1, timeout=10, what="the urgent message")
         assert fast.requests[0].at - sent_at < 1.0
+
+
+async def test_a_redelivered_match_finishes_what_it_planned_even_if_the_job_closed_since(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    """The first pass committed its delivery but its publish was lost; by the time
+    the event comes again the job has closed. The plan made then still goes out."""
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    job_id = f"{user_id}-job"
+    await store_job(pool, job_id)
+    async with Receiver("webhook") as receiver:
+        await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
+        receiver.script("/hook", Reply(400))  # first attempt fails for good...
+        event = await publish(producer, match(user_id, job_id))
+        await until(
+            pool,
+            "SELECT status = 'failed' FROM deliveries WHERE channel = 'webhook' AND "
+            "notification_id IN (SELECT id FROM notifications WHERE user_id = $1)",
+            user_id,
+            what="first attempt recorded",
+        )
+        # ...which we turn into "recorded but never sent", then close the job
+        await pool.execute(
+            """UPDATE deliveries SET status = 'pending', attempts = 0 WHERE channel = 'webhook'
+               AND notification_id IN (SELECT id FROM notifications WHERE user_id = $1)""",
+            user_id,
+        )
+        await pool.execute("UPDATE jobs SET closed_at = now() WHERE job_id = $1", job_id)
+        await producer.publish(event)  # the same event again
+        await eventually(lambda: len(receiver.to("/hook")) == 2, what="the planned delivery")
