@@ -212,7 +212,9 @@ async def on_user_deleted(event: Event[UserDeleted], deps: IntakeDeps) -> None:
 
 async def on_notification_requested(event: Event[RequestNotification], deps: IntakeDeps) -> None:
     r = event.data
-    async with deps.pool.acquire() as conn, conn.transaction():
+    # no transaction: the recipient is read, then everything is recorded by one
+    # statement
+    async with deps.pool.acquire() as conn:
         recipient = await _recipient(conn, r.user_id)
         link = r.data.get("url") if isinstance(r.data.get("url"), str) else None
         due = await _notify(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.db import Connection
 from shared.endpoints import Endpoint
@@ -107,6 +107,106 @@ async def insert_deliveries(
         Due(r[0], notification.id, notification.user_id, r[3], notification.priority)
         for r in rows
         if r[4] == "pending"
+    ]
+
+
+async def record(
+    conn: Connection,
+    draft: Draft,
+    plan: list[tuple[Endpoint, datetime | None]],
+    *,
+    dedup: tuple[str, str, timedelta | None] | None,
+    source_event_id: str,
+    correlation_id: str,
+) -> str:
+    """Record a notification and its deliveries once, in one statement: "existing"
+    when it was recorded before (a redelivered event), "duplicate" when the
+    de-duplication mark ``(subject, content key, repeat after)`` refuses it, else
+    "created". Those with a ``not_before`` are held until then."""
+    n = draft.notification
+    subject, content_key, repeat_after = dedup if dedup else (None, None, None)
+    ids = [delivery_id(n.id, e.id) for e, _ in plan]
+    row = await conn.fetchrow(
+        """WITH existing AS (SELECT 1 FROM notifications WHERE id = $1),
+           marked AS (
+               INSERT INTO dedup_marks AS m (user_id, type, subject, content_hash)
+               SELECT $2, $3, $17, $18
+               WHERE $18::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM existing)
+               ON CONFLICT (user_id, type, subject, content_hash) DO UPDATE
+                   SET sent_at = now()
+                   WHERE $19::interval IS NOT NULL AND m.sent_at <= now() - $19::interval
+               RETURNING 1),
+           go AS (SELECT NOT EXISTS (SELECT 1 FROM existing)
+                         AND ($18::text IS NULL OR EXISTS (SELECT 1 FROM marked)) AS ok),
+           inserted AS (
+               INSERT INTO notifications
+                   (id, user_id, type, kind, subject, job_id, score, title, body, html, link,
+                    data, priority, source_event_id, correlation_id, created_at)
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14,
+                      $15, $16
+               FROM go WHERE go.ok
+               RETURNING id),
+           planned AS (
+               INSERT INTO deliveries
+                   (id, notification_id, endpoint_id, channel, status, not_before, priority)
+               SELECT p.id, $1, p.endpoint_id, p.channel,
+                      CASE WHEN p.hold IS NULL THEN 'pending' ELSE 'held' END, p.hold, $13
+               FROM unnest($20::uuid[], $21::uuid[], $22::text[], $23::timestamptz[])
+                    AS p(id, endpoint_id, channel, hold)
+               WHERE EXISTS (SELECT 1 FROM inserted)
+               ON CONFLICT DO NOTHING
+               RETURNING 1)
+           SELECT EXISTS (SELECT 1 FROM existing) AS existed, (SELECT ok FROM go) AS created,
+                  (SELECT count(*) FROM planned) AS deliveries""",
+        n.id,
+        n.user_id,
+        n.type,
+        draft.kind,
+        draft.subject,
+        draft.job_id,
+        draft.score,
+        n.title,
+        n.body,
+        n.html,
+        n.link,
+        json.dumps(n.data, default=str),
+        n.priority,
+        source_event_id,
+        correlation_id,
+        n.created_at,
+        subject,
+        content_key,
+        repeat_after,
+        ids,
+        [e.id for e, _ in plan],
+        [e.type for e, _ in plan],
+        [hold for _, hold in plan],
+    )
+    assert row is not None
+    if row["existed"]:
+        return "existing"
+    if not row["created"]:
+        return "duplicate"
+    if n.attachments:
+        await conn.executemany(
+            """INSERT INTO notification_attachments
+                   (notification_id, filename, content_type, content) VALUES ($1, $2, $3, $4)""",
+            [(n.id, a.filename, a.content_type, a.content) for a in n.attachments],
+        )
+    return "created"
+
+
+def due_now(notification: Notification, plan: list[tuple[Endpoint, datetime | None]]) -> list[Due]:
+    return [
+        Due(
+            delivery_id(notification.id, e.id),
+            notification.id,
+            notification.user_id,
+            e.type,
+            notification.priority,
+        )
+        for e, hold in plan
+        if hold is None
     ]
 
 

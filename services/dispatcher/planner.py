@@ -12,7 +12,6 @@ from shared.endpoints import Endpoint
 from . import history
 from .policy import (
     INAPP,
-    DedupRule,
     DedupStrategy,
     choose_channels,
     content_hash,
@@ -42,18 +41,10 @@ async def plan(
     correlation_id: str,
     now: datetime,
 ) -> Planned:
-    """Record ``draft`` once and plan its deliveries; call inside a transaction."""
+    """Record ``draft`` once and plan its deliveries, in one statement."""
     n = draft.notification
-    if await history.notification_exists(conn, n.id):
-        # the same event again (a crash before its ack): finish what is pending
-        return Planned(await history.pending(conn, n.id), "existing")
     content = content_hash(n.title, n.body, {**n.data, "link": n.link})
     rule = dedup_rule(strategy, content, repeatable=repeatable)
-    if rule is not None and not await _mark(conn, n.user_id, n.type, draft.subject, rule):
-        return Planned([], "duplicate")
-    await history.insert_notification(
-        conn, draft, source_event_id=source_event_id, correlation_id=correlation_id
-    )
     prefs = recipient.prefs
     wanted = set(choose_channels({e.type for e in recipient.endpoints}, prefs, only))
     later = deliver_at if deliver_at is not None and deliver_at > now else None
@@ -72,32 +63,17 @@ async def plan(
             later if endpoint.type == INAPP else max(filter(None, (later, quiet_end)), default=None)
         )
         plan_rows.append((endpoint, hold))
-    return Planned(await history.insert_deliveries(conn, n, plan_rows), "created")
-
-
-async def _mark(conn: Connection, user_id: str, type_: str, subject: str, rule: DedupRule) -> bool:
-    """Claim the de-duplication mark; False when an identical notification went out
-    (and, for repeatable ones, less than ``repeat_after`` ago)."""
-    if rule.repeat_after is None:
-        inserted = await conn.fetchval(
-            """INSERT INTO dedup_marks (user_id, type, subject, content_hash)
-               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-            user_id,
-            type_,
-            subject,
-            rule.content_key,
-        )
-    else:
-        inserted = await conn.fetchval(
-            """INSERT INTO dedup_marks AS m (user_id, type, subject, content_hash)
-               VALUES ($1, $2, $3, $4)
-               ON CONFLICT (user_id, type, subject, content_hash) DO UPDATE SET sent_at = now()
-               WHERE m.sent_at <= now() - $5::interval
-               RETURNING true""",
-            user_id,
-            type_,
-            subject,
-            rule.content_key,
-            rule.repeat_after,
-        )
-    return bool(inserted)
+    outcome = await history.record(
+        conn,
+        draft,
+        plan_rows,
+        dedup=(draft.subject, rule.content_key, rule.repeat_after) if rule else None,
+        source_event_id=source_event_id,
+        correlation_id=correlation_id,
+    )
+    if outcome == "existing":
+        # the same event again (a crash before its ack): finish what is pending
+        return Planned(await history.pending(conn, n.id), "existing")
+    if outcome == "duplicate":
+        return Planned([], "duplicate")
+    return Planned(history.due_now(n, plan_rows), "created")
