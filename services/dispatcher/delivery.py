@@ -306,12 +306,13 @@ async def _tell_owner(
         created_at=datetime.now(UTC),
         data={"endpoint_id": str(endpoint.id), "channel": endpoint.type},
     )
-    if await history.notification_exists(conn, notification.id):
-        return []
-    await history.insert_notification(
+    plan: list[tuple[Endpoint, datetime | None]] = [(Endpoint(**dict(inbox)), None)]
+    outcome = await history.record(
         conn,
         history.Draft(notification, "generic", subject=str(endpoint.id)),
+        plan,
+        dedup=None,
         source_event_id=str(notification.id),
         correlation_id=str(notification.id),
     )
-    return await history.insert_deliveries(conn, notification, [(Endpoint(**dict(inbox)), None)])
+    return history.due_now(notification, plan) if outcome == "created" else []
