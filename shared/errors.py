@@ -8,7 +8,7 @@
     └── InvalidEvent(reason)     the input itself is malformed or breaks the schema
 
 Handlers raise ``Retry`` or ``Permanent``; any other exception counts as transient.
-Adapters translate foreign errors (httpx, asyncpg, aiormq) into this tree at the edge
+Adapters translate foreign errors (aiohttp, asyncpg, aiormq) into this tree at the edge
 that meets them, ``raise ... from exc``. The consumer wrapper in ``shared.bus`` is
 the one place that turns them into ack, retry or park.
 """

@@ -97,6 +97,15 @@ def configure_logging(service: str, level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     # httpx and httpcore log every request URL at INFO, and a Discord, Slack or Teams
-    # webhook URL is itself a secret; Apprise and urllib3 do the same with theirs
-    for noisy in ("aiormq", "aio_pika", "httpx", "httpcore", "apprise", "urllib3"):
+    # webhook URL is itself a secret; Apprise, urllib3 and aiohttp may log theirs too
+    for noisy in (
+        "aiormq",
+        "aio_pika",
+        "httpx",
+        "httpcore",
+        "apprise",
+        "urllib3",
+        "aiohttp.client",
+        "aiohttp.internal",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -2,20 +2,27 @@
 
 ``UrlGuard.check`` judges a URL by resolving its host before the request; a DNS
 rebinding attacker answers that lookup with a public address and the lookup made a
-moment later to connect with ``127.0.0.1``. Here the network backend under httpx
-resolves the host itself, refuses the connection if any answer is forbidden, and
-connects to the very addresses it checked, so there is no second lookup to poison.
-TLS is unaffected: httpcore still hands the URL's host name to the TLS layer for SNI
-and certificate checks; only the TCP connection is made to the checked address.
+moment later to connect with ``127.0.0.1``. Here aiohttp resolves through
+``CheckingResolver``, which refuses the name if any answer is forbidden and hands
+back only the addresses it checked; aiohttp connects to those, so there is no second
+lookup to poison. Answers are not cached: every new connection looks the name up
+again, and that answer is checked too. TLS is unaffected: aiohttp gives the URL's
+host name to the TLS layer for SNI and certificate checks; only the TCP connection is
+made to the checked address.
+
+aiohttp never asks the resolver about an IP literal, so ``GuardedConnector`` judges a
+literal host itself before every connection, in any form the socket layer would
+accept (``[::1]``, ``2130706433``, ``0x7f.1``, ``127.1``; yarl keeps them as
+written). It also refuses schemes other than http and https and a per-request proxy,
+which would make the connection on our behalf to whatever the URL names; proxies from
+the environment are not read (``trust_env=False``).
 
     guarded_client(allow, timeout=...)   user-supplied URLs (webhooks, chat webhooks)
     trusted_client(timeout=...)          operator-configured URLs (Telegram API, SendGrid)
 
-A refusal raises ``UnsafeUrl`` through ``httpx.AsyncClient.request``;
-``channels._http.call`` turns it into a permanent failure. Proxies from the
-environment are ignored by the guarded client, since a proxy would make the
-connection on our behalf to whatever the URL names. The backend resolves with
-asyncio, so the guarded client runs under asyncio only (not trio).
+Both are async context managers yielding an ``aiohttp.ClientSession``. A refusal
+raises ``UnsafeUrl`` from the session's request; ``channels._http.call`` (the way
+channels send, never following a redirect) turns it into a permanent failure.
 """
 
 from __future__ import annotations
@@ -25,26 +32,24 @@ import contextlib
 import ipaddress
 import socket
 import ssl
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Iterator,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import unquote
 
-import httpcore
-import httpx
+import aiohttp
+import certifi
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.tracing import Trace
 
 from .url_guard import IPAddress, IPNetwork, UnsafeUrl, is_forbidden
 
 __all__ = [
-    "GuardedBackend",
-    "GuardedTransport",
+    "CheckingResolver",
+    "GuardedConnector",
     "Resolver",
+    "SocketFactory",
     "guarded_client",
+    "literal_address",
     "system_resolver",
     "trusted_client",
 ]
@@ -52,9 +57,14 @@ __all__ = [
 
 # (host, port) -> every address the host has; raises OSError when it has none
 Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
+# makes the socket for (family, type, proto, canonname, sockaddr) before it connects
+SocketFactory = Callable[[tuple[Any, ...]], socket.socket]
 
 CONNECT_TIMEOUT = 5.0
-KEEPALIVE_CONNECTIONS = 50
+MAX_CONNECTIONS = 100
+# idle keep-alive connections are closed after this long (httpx's default before)
+KEEPALIVE_SECONDS = 5.0
+ALLOWED_SCHEMES = frozenset({"http", "https"})
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:
@@ -63,11 +73,71 @@ async def system_resolver(host: str, port: int) -> list[IPAddress]:
     return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0])) for info in infos))
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolve, refuse if any address is forbidden, connect to the checked addresses.
+def literal_address(host: str) -> IPAddress | None:
+    """The address an IP-literal host names, in any form ``inet_aton`` accepts
+    (``2130706433``, ``0x7f.1``, ``127.1``) or IPv6; None for a name.
 
-    ``backend`` makes the actual connections (httpcore's AnyIO backend by default);
-    it is only ever given IP addresses.
+    A host with a colon that is no IPv6 address is refused: it cannot be checked.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    if ":" not in host:
+        return None
+    try:
+        return ipaddress.ip_address(unquote(host))  # fe80::1%25eth0 carries its zone
+    except ValueError as exc:
+        raise UnsafeUrl(f"{host} is not an address that can be checked") from exc
+
+
+class CheckingResolver(AbstractResolver):
+    """Resolve with ``resolver``; refuse the name if any address is forbidden, else
+    answer with exactly the addresses that were checked."""
+
+    def __init__(self, allow: Sequence[IPNetwork] = (), resolver: Resolver = system_resolver):
+        self._allow = tuple(allow)
+        self._resolver = resolver
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        try:
+            addresses = await self._resolver(host, port)
+        except TimeoutError:  # before OSError: TimeoutError is one; aiohttp reports it
+            raise
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot resolve {host}: {exc.strerror or exc}") from exc
+        if not addresses:
+            raise OSError(socket.EAI_NONAME, f"{host} has no addresses")
+        for ip in addresses:
+            if is_forbidden(ip, self._allow):
+                raise UnsafeUrl(f"{host} resolves to {ip}, a non-public address")
+        answers: list[ResolveResult] = []
+        for ip in addresses:
+            ip_family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+            if family in (socket.AF_UNSPEC, ip_family):
+                answers.append(
+                    {
+                        "hostname": host,
+                        "host": str(ip),
+                        "port": port,
+                        "family": ip_family,
+                        "proto": 0,
+                        "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                    }
+                )
+        if not answers:
+            raise OSError(socket.EAI_NONAME, f"{host} has no {family.name} address")
+        return answers
+
+    async def close(self) -> None:
+        """Nothing of its own to release."""
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """A connection pool that reaches only public addresses, plus ``allow``.
+
+    Names go through ``CheckingResolver`` (never cached); an IP-literal host, which
+    aiohttp does not resolve, is judged here before every connection.
     """
 
     def __init__(
@@ -75,185 +145,91 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         allow: Sequence[IPNetwork] = (),
         *,
         resolver: Resolver = system_resolver,
-        backend: httpcore.AsyncNetworkBackend | None = None,
+        **kwargs: Any,
     ) -> None:
         self._allow = tuple(allow)
-        self._resolver = resolver
-        self._backend = backend if backend is not None else httpcore.AnyIOBackend()
+        super().__init__(
+            resolver=CheckingResolver(self._allow, resolver), use_dns_cache=False, **kwargs
+        )
 
-    async def connect_tcp(
+    async def connect(
         self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        addresses = await self._resolve(host, port, timeout)
-        for ip in addresses:
-            if is_forbidden(ip, self._allow):
-                where = f"{ip} is" if host == str(ip) else f"{host} resolves to {ip},"
-                raise UnsafeUrl(f"{where} a non-public address")
-        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for ip in addresses:
-            remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            try:
-                return await self._backend.connect_tcp(
-                    str(ip), port, remaining, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None  # _resolve never returns an empty list
-        raise failure
+        req: aiohttp.ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's interface
+    ) -> aiohttp.connector.Connection:
+        self.check(req.url.scheme, req.url.raw_host or "")
+        if req.proxy is not None:
+            raise UnsafeUrl("the guarded client does not go through proxies")
+        return await super().connect(req, traces, timeout)
 
-    async def _resolve(self, host: str, port: int, within: float | None) -> Sequence[IPAddress]:
-        with contextlib.suppress(ValueError):
-            return [ipaddress.ip_address(host)]
-        try:
-            async with asyncio.timeout(within):
-                addresses = await self._resolver(host, port)
-        except TimeoutError as exc:  # before OSError: TimeoutError is one
-            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        if not addresses:
-            raise httpcore.ConnectError(f"{host} has no addresses")
-        return addresses
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise UnsafeUrl("unix sockets cannot be reached through the guarded client")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._backend.sleep(seconds)
+    def check(self, scheme: str, host: str) -> None:
+        """Raise ``UnsafeUrl`` for a scheme other than http(s) or a forbidden literal."""
+        if scheme not in ALLOWED_SCHEMES:
+            raise UnsafeUrl(f"scheme {scheme!r} is not allowed")
+        ip = literal_address(host)
+        if ip is not None and is_forbidden(ip, self._allow):
+            where = f"{ip} is" if host == str(ip) else f"{host} is {ip},"
+            raise UnsafeUrl(f"{where} a non-public address")
 
 
-_HTTPCORE_TO_HTTPX: dict[type[Exception], type[httpx.TransportError]] = {
-    httpcore.ConnectTimeout: httpx.ConnectTimeout,
-    httpcore.ReadTimeout: httpx.ReadTimeout,
-    httpcore.WriteTimeout: httpx.WriteTimeout,
-    httpcore.PoolTimeout: httpx.PoolTimeout,
-    httpcore.TimeoutException: httpx.TimeoutException,
-    httpcore.ConnectError: httpx.ConnectError,
-    httpcore.ReadError: httpx.ReadError,
-    httpcore.WriteError: httpx.WriteError,
-    httpcore.NetworkError: httpx.NetworkError,
-    httpcore.ProxyError: httpx.ProxyError,
-    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
-    httpcore.LocalProtocolError: httpx.LocalProtocolError,
-    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
-    httpcore.ProtocolError: httpx.ProtocolError,
-}
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, CONNECT_TIMEOUT))
 
 
-@contextlib.contextmanager
-def _httpcore_errors_as_httpx() -> Iterator[None]:
-    """httpcore's errors as the httpx class callers catch, the most specific one."""
-    try:
-        yield
-    except Exception as exc:
-        for cls in type(exc).__mro__:
-            mapped = _HTTPCORE_TO_HTTPX.get(cls)
-            if mapped is not None:
-                raise mapped(str(exc)) from exc
-        raise
+def _tls_context() -> ssl.SSLContext:
+    """Certificates checked against certifi's roots, as httpx did, so a host without
+    a system CA bundle still verifies."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
-class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, stream: AsyncIterable[bytes]) -> None:
-        self._stream = stream
+@contextlib.asynccontextmanager
+async def guarded_client(
+    allow: Sequence[IPNetwork],
+    *,
+    timeout: float,  # noqa: ASYNC109 - each request's, not this call's
+    max_connections: int = MAX_CONNECTIONS,
+    resolver: Resolver = system_resolver,
+    ssl_context: ssl.SSLContext | None = None,
+    socket_factory: SocketFactory | None = None,
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """The session for user-supplied URLs: only public addresses, plus ``allow``.
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _httpcore_errors_as_httpx():
-            async for part in self._stream:
-                yield part
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """An httpcore connection pool over ``GuardedBackend``, behind httpx's interface."""
-
-    def __init__(
-        self,
-        allow: Sequence[IPNetwork] = (),
-        *,
-        resolver: Resolver = system_resolver,
-        backend: httpcore.AsyncNetworkBackend | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        limits: httpx.Limits | None = None,
-    ) -> None:
-        limits = limits or httpx.Limits(
-            max_connections=200, max_keepalive_connections=KEEPALIVE_CONNECTIONS
-        )
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(allow, resolver=resolver, backend=backend),
-        )
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.scheme not in ("http", "https"):
-            raise UnsafeUrl(f"scheme {request.url.scheme!r} is not allowed")
-        assert isinstance(request.stream, httpx.AsyncByteStream)
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with _httpcore_errors_as_httpx():
-            response = await self._pool.handle_async_request(core_request)
-        assert isinstance(response.stream, AsyncIterable)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_ResponseStream(response.stream),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
-
-
-def _timeout(seconds: float) -> httpx.Timeout:
-    return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT))
-
-
-def guarded_client(
-    allow: Sequence[IPNetwork], *, timeout: float, max_connections: int = 200
-) -> httpx.AsyncClient:
-    """The client for user-supplied URLs: only public addresses, plus ``allow``."""
-    transport = GuardedTransport(
+    One host gets at most half the connections, so a slow receiver cannot hold them
+    all. ``resolver``, ``ssl_context`` and ``socket_factory`` are for tests.
+    """
+    connector = GuardedConnector(
         allow,
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=min(KEEPALIVE_CONNECTIONS, max_connections),
-        ),
+        resolver=resolver,
+        limit=max_connections,
+        limit_per_host=max(1, max_connections // 2),
+        keepalive_timeout=KEEPALIVE_SECONDS,
+        ssl=ssl_context or _tls_context(),
+        socket_factory=socket_factory,
     )
-    return httpx.AsyncClient(
-        transport=transport, timeout=_timeout(timeout), follow_redirects=False, trust_env=False
-    )
+    async with aiohttp.ClientSession(
+        connector=connector,
+        timeout=_timeout(timeout),
+        trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+    ) as session:
+        yield session
 
 
-def trusted_client(*, timeout: float) -> httpx.AsyncClient:
-    """The client for URLs the operator configured (Telegram API, SendGrid): no guard,
-    and proxies from the environment apply."""
-    return httpx.AsyncClient(timeout=_timeout(timeout), follow_redirects=False)
+@contextlib.asynccontextmanager
+async def trusted_client(
+    *,
+    timeout: float,  # noqa: ASYNC109 - each request's, not this call's
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """The session for URLs the operator configured (Telegram API, SendGrid): no
+    guard, and proxies from the environment apply."""
+    connector = aiohttp.TCPConnector(
+        limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS, ssl=_tls_context()
+    )
+    async with aiohttp.ClientSession(
+        connector=connector,
+        timeout=_timeout(timeout),
+        trust_env=True,
+        cookie_jar=aiohttp.DummyCookieJar(),
+    ) as session:
+        yield session

@@ -19,7 +19,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import httpx
 import icalendar
 import pytest
 import structlog.testing
@@ -38,6 +37,7 @@ from services.dispatcher.mail import (
     message_id_for,
     outbox_name,
 )
+from services.dispatcher.safe_http import trusted_client
 from shared.endpoints import Endpoint
 from shared.settings import Settings
 from tests.receivers import Receiver, Reply
@@ -637,7 +637,7 @@ async def test_tls_none_does_not_upgrade_even_when_offered(certificate: tuple[Pa
 
 
 async def test_settings_choose_smtp_then_sendgrid_then_the_outbox(tmp_path: Path) -> None:
-    async with httpx.AsyncClient() as http:
+    async with trusted_client(timeout=5) as http:
         smtp = build_transport(
             Settings(smtp_host="mail.example.com", smtp_pool_size=7, data_dir=tmp_path), http
         )
@@ -717,7 +717,7 @@ def sent(sendgrid: Receiver, key: str = API_KEY) -> list[Any]:
 async def test_sendgrid_accepts_with_202_and_reports_its_message_id(
     sendgrid: Receiver,
 ) -> None:
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with trusted_client(timeout=5) as http:
         channel = EmailChannel(SendGridTransport(http, SecretStr(API_KEY), sendgrid.url), MAIL_FROM)
         notification, endpoint = make_notification(), email_endpoint()
 
@@ -743,7 +743,7 @@ async def test_sendgrid_429_is_transient_with_retry_after(sendgrid: Receiver) ->
         "/v3/mail/send",
         Reply(429, b'{"errors":[{"message":"too many"}]}', {"Retry-After": "7"}),
     )
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with trusted_client(timeout=5) as http:
         transport = SendGridTransport(http, SecretStr(API_KEY), sendgrid.url)
         result = await transport.send(message(), to=RECIPIENT)
         retried = await transport.send(message(), to=RECIPIENT)
@@ -759,7 +759,7 @@ async def test_sendgrid_429_is_transient_with_retry_after(sendgrid: Receiver) ->
 async def test_sendgrid_bad_request_is_permanent_with_its_reason(sendgrid: Receiver) -> None:
     body = {"errors": [{"message": "Invalid from email address", "field": "from"}]}
     sendgrid.script("/v3/mail/send", Reply(400, body))
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with trusted_client(timeout=5) as http:
         result = await SendGridTransport(http, SecretStr(API_KEY), sendgrid.url).send(
             message(), to=RECIPIENT
         )
@@ -773,7 +773,7 @@ async def test_sendgrid_wrong_key_fails_without_revealing_it(sendgrid: Receiver)
     wrong = "SG.wrong-key.secret"
     refused = {"errors": [{"message": "The provided authorization grant is invalid"}]}
     sendgrid.script("/v3/mail/send", Reply(401, refused))
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with trusted_client(timeout=5) as http:
         transport = SendGridTransport(http, SecretStr(wrong), sendgrid.url)
         result = await transport.send(message(), to=RECIPIENT)
     assert result.outcome is Outcome.PERMANENT
@@ -784,7 +784,7 @@ async def test_sendgrid_wrong_key_fails_without_revealing_it(sendgrid: Receiver)
 
 
 async def test_sendgrid_unreachable_is_transient() -> None:
-    async with httpx.AsyncClient(timeout=2) as http:
+    async with trusted_client(timeout=2) as http:
         transport = SendGridTransport(http, SecretStr(API_KEY), f"http://127.0.0.1:{free_port()}")
         result = await transport.send(message(), to=RECIPIENT)
     assert result.outcome is Outcome.TRANSIENT

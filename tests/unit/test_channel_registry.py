@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
+import aiohttp
 import pytest
 
 from services.dispatcher.channels import Notification, Outcome
@@ -45,7 +45,7 @@ def plugin(name: str, value: str) -> importlib.metadata.EntryPoint:
 
 @pytest.fixture
 async def context() -> AsyncIterator[ChannelContext]:
-    async with httpx.AsyncClient() as guarded, httpx.AsyncClient() as trusted:
+    async with aiohttp.ClientSession() as guarded, aiohttp.ClientSession() as trusted:
         yield ChannelContext(settings(), guarded, trusted)
 
 

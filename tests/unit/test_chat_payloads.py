@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
-import httpx
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from services.dispatcher.channels._base import Notification, Outcome
+from services.dispatcher.channels._http import Reply
 from services.dispatcher.channels._text import ELLIPSIS, utf16_len
 from services.dispatcher.channels.discord import (
     EMBED_TOTAL_MAX,
@@ -71,12 +72,10 @@ def words(text: str) -> list[str]:
     return text.replace(ELLIPSIS, " ").split()
 
 
-def response(
-    status: int, body: Any = None, headers: dict[str, str] | None = None
-) -> httpx.Response:
-    if isinstance(body, dict):
-        return httpx.Response(status, json=body, headers=headers)
-    return httpx.Response(status, text=body or "", headers=headers)
+def response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
+    """An answer as ``call`` hands it over: a dict body as JSON, anything else as text."""
+    raw = json.dumps(body).encode() if isinstance(body, dict) else (body or "").encode()
+    return Reply(status, CIMultiDictProxy(CIMultiDict(headers or {})), raw)
 
 
 # Discord

@@ -13,12 +13,12 @@ import json
 import math
 from typing import Any, ClassVar
 
-import httpx
+import aiohttp
 
 from shared.endpoints import Endpoint
 
 from ._base import DeliveryResult, Notification, Outcome, classify_http, parse_retry_after
-from ._http import call, json_object
+from ._http import Reply, call, json_object
 from ._text import Field, notification_fields, truncate
 
 TITLE_MAX = 256
@@ -98,7 +98,7 @@ def embed_text_length(embed: dict[str, Any]) -> int:
 class DiscordChannel:
     name: ClassVar[str] = "discord"
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: aiohttp.ClientSession) -> None:
         self._http = http
 
     async def send(self, notification: Notification, endpoint: Endpoint) -> DeliveryResult:
@@ -118,7 +118,7 @@ class DiscordChannel:
         return discord_outcome(answer)
 
 
-def discord_outcome(response: httpx.Response) -> DeliveryResult:
+def discord_outcome(response: Reply) -> DeliveryResult:
     """Delivered with the message id; 429 waits as long as Discord says (header or
     body); "Unknown Webhook" and "Invalid Webhook Token" mean the endpoint is gone."""
     status = response.status_code

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import cast
 
-import httpx
+import aiohttp
 
 from shared.settings import Settings
 
@@ -39,12 +39,16 @@ _SPEC = re.compile(rf"^(?P<module>{_DOTTED}):(?P<attr>{_DOTTED})$")
 
 @dataclass(frozen=True)
 class ChannelContext:
-    """What a channel may use to build itself: settings and the two HTTP clients
-    (``http_guarded`` for user-supplied URLs, ``http_trusted`` for operator ones)."""
+    """What a channel may use to build itself: settings and the two HTTP sessions
+    (aiohttp; ``http_guarded`` for user-supplied URLs, refusing non-public addresses
+    when it connects, ``http_trusted`` for operator ones). Send through
+    ``channels._http.call``: it never follows a redirect and turns transport failures
+    into ``DeliveryResult``s. Used directly, aiohttp follows redirects unless given
+    ``allow_redirects=False`` (each hop still checked by the guarded session)."""
 
     settings: Settings
-    http_guarded: httpx.AsyncClient
-    http_trusted: httpx.AsyncClient
+    http_guarded: aiohttp.ClientSession
+    http_trusted: aiohttp.ClientSession
 
 
 def load_channel_classes(settings: Settings) -> dict[str, type[Channel]]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-import httpx
+import aiohttp
 
 from shared.endpoints import Endpoint
 
 from ._base import DeliveryResult, Notification, Outcome, classify_http
-from ._http import call
+from ._http import Reply, call
 from ._text import Field, escape_mrkdwn, notification_fields, split_text, truncate, utf16_len
 
 HEADER_MAX = 150
@@ -110,7 +110,7 @@ def _button(notification: Notification) -> dict[str, Any] | None:
 class SlackChannel:
     name: ClassVar[str] = "slack"
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: aiohttp.ClientSession) -> None:
         self._http = http
 
     async def send(self, notification: Notification, endpoint: Endpoint) -> DeliveryResult:
@@ -129,7 +129,7 @@ class SlackChannel:
         return slack_outcome(answer)
 
 
-def slack_outcome(response: httpx.Response) -> DeliveryResult:
+def slack_outcome(response: Reply) -> DeliveryResult:
     """By status as for any HTTP receiver, with Slack's error word in the detail;
     the errors that mean the webhook was removed mark the endpoint gone."""
     error = response.text.strip()[:200]

@@ -16,12 +16,12 @@ import json
 import re
 from typing import Any, ClassVar
 
-import httpx
+import aiohttp
 
 from shared.endpoints import Endpoint
 
 from ._base import DeliveryResult, Notification, Outcome, classify_http
-from ._http import call
+from ._http import Reply, call
 from ._text import Field, notification_fields, truncate
 
 # Teams refuses more than 28 KB; the margin leaves room for what Teams wraps around it
@@ -109,7 +109,7 @@ def _message(
 class TeamsChannel:
     name: ClassVar[str] = "teams"
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: aiohttp.ClientSession) -> None:
         self._http = http
 
     async def send(self, notification: Notification, endpoint: Endpoint) -> DeliveryResult:
@@ -127,7 +127,7 @@ class TeamsChannel:
         return teams_outcome(answer)
 
 
-def teams_outcome(response: httpx.Response) -> DeliveryResult:
+def teams_outcome(response: Reply) -> DeliveryResult:
     """By status; a 2xx whose text says delivery failed counts as the status inside."""
     text = response.text.strip()
     status = response.status_code

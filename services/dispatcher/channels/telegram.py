@@ -18,12 +18,12 @@ import asyncio
 import json
 from typing import Any, ClassVar
 
-import httpx
+import aiohttp
 
 from shared.endpoints import Endpoint
 
 from ._base import DeliveryResult, Notification, Outcome, classify_http, parse_retry_after
-from ._http import call, json_object
+from ._http import Reply, call, json_object
 from ._text import escape_html, split_spans, truncate, utf16_len
 
 MESSAGE_MAX = 4096
@@ -93,7 +93,7 @@ def telegram_payload(chat_id: str, text: str) -> dict[str, Any]:
 class TelegramChannel:
     name: ClassVar[str] = "telegram"
 
-    def __init__(self, http: httpx.AsyncClient, bot_token: str, api_url: str) -> None:
+    def __init__(self, http: aiohttp.ClientSession, bot_token: str, api_url: str) -> None:
         self._http = http
         self._token = bot_token
         self._url = f"{api_url.rstrip('/')}/bot{bot_token}/sendMessage"
@@ -150,7 +150,7 @@ class TelegramChannel:
         return result
 
 
-def telegram_outcome(response: httpx.Response) -> DeliveryResult:
+def telegram_outcome(response: Reply) -> DeliveryResult:
     """Telegram's JSON answer as an outcome.
 
     429 waits ``parameters.retry_after``; 403 (blocked by the user, kicked from the

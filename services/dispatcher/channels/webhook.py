@@ -16,7 +16,7 @@ import json
 import time
 from typing import ClassVar
 
-import httpx
+import aiohttp
 
 from shared.endpoints import Endpoint
 
@@ -48,7 +48,7 @@ def webhook_body(notification: Notification) -> bytes:
 class WebhookChannel:
     name: ClassVar[str] = "webhook"
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: aiohttp.ClientSession) -> None:
         self._http = http
 
     async def send(self, notification: Notification, endpoint: Endpoint) -> DeliveryResult:

@@ -7,7 +7,7 @@ outbox directory, so a fresh checkout works without a mail server.
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 
 from shared.settings import Settings
 
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-def build_transport(settings: Settings, http: httpx.AsyncClient) -> MailTransport:
+def build_transport(settings: Settings, http: aiohttp.ClientSession) -> MailTransport:
     """The transport the settings ask for; ``http`` is used by SendGrid only."""
     if settings.smtp_host:
         return SmtpPool.from_settings(settings)

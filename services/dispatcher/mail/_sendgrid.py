@@ -17,11 +17,11 @@ from email.headerregistry import Address, AddressHeader
 from email.message import EmailMessage
 from typing import Any
 
-import httpx
+import aiohttp
 from pydantic import SecretStr
 
 from ..channels._base import DeliveryResult, Outcome, classify_http
-from ..channels._http import call
+from ..channels._http import Reply, call
 
 # Headers the API writes itself, or refuses ("reserved"); the rest are passed on.
 _NOT_PASSED = frozenset(
@@ -108,7 +108,10 @@ class SendGridTransport:
     """
 
     def __init__(
-        self, http: httpx.AsyncClient, api_key: SecretStr, api_url: str = "https://api.sendgrid.com"
+        self,
+        http: aiohttp.ClientSession,
+        api_key: SecretStr,
+        api_url: str = "https://api.sendgrid.com",
     ) -> None:
         self._http = http
         self._api_key = api_key
@@ -149,7 +152,7 @@ class SendGridTransport:
         """Nothing of its own to close: the HTTP client is the caller's."""
 
 
-def _errors(answer: httpx.Response) -> str:
+def _errors(answer: Reply) -> str:
     """SendGrid's ``{"errors": [{"message": ...}]}``, shortened; empty if absent."""
     with contextlib.suppress(ValueError):
         body = answer.json()
