@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     disable_after_failures: int = Field(default=5, ge=1)
     # notifications per recipient per minute, over all channels; excess waits
     recipient_rate_per_minute: int = Field(default=30, ge=1)
+    # sends a dispatcher makes straight after recording them, without the delivery
+    # queue (0: every delivery goes through the queue)
+    inline_deliveries: int = Field(default=256, ge=0)
     allow_private_urls: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
 
     gateway_host: str = "127.0.0.1"

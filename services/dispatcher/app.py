@@ -26,6 +26,7 @@ from .channels.teams import TeamsChannel
 from .channels.telegram import TelegramChannel
 from .channels.webhook import WebhookChannel
 from .delivery import DeliveryDeps, on_delivery_due
+from .inline import InlineDeliveries
 from .mail import MailTransport, build_transport
 from .metrics import DispatcherMetrics
 from .releaser import run_releaser
@@ -128,9 +129,17 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
         try:
             channels = build_channels(context, mail, runtime.pool)
             log.info("channels_ready", channels=sorted(channels), **configured(settings))
-            intake = h.IntakeDeps(runtime.pool, runtime.bus, renderer, settings, metrics)
             delivery = DeliveryDeps(runtime.pool, runtime.bus, channels, settings, metrics)
+            inline = InlineDeliveries(delivery, settings.inline_deliveries, settings.drain_timeout)
+            intake = h.IntakeDeps(
+                runtime.pool,
+                runtime.bus,
+                renderer,
+                settings,
+                metrics,
+                inline=inline if settings.inline_deliveries else None,
+            )
             subscribe(runtime, intake, delivery)
-            yield [run_releaser(runtime.pool, runtime.bus)]
+            yield [run_releaser(runtime.pool, runtime.bus), inline.run()]
         finally:
             await mail.close()

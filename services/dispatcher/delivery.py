@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
 import structlog
 
 from shared import signing
+from shared.batching import Coalesced
 from shared.bus import Bus, retry_step
 from shared.db import Connection
 from shared.endpoints import Endpoint
@@ -39,7 +40,7 @@ from . import history
 from .channels import Channel, DeliveryResult, Notification, Outcome
 from .metrics import DispatcherMetrics
 from .policy import EMAIL, INAPP
-from .ratelimit import Limit, limits_for, reserve_all
+from .ratelimit import Limit, Turn, limits_for, reserve_many
 
 log = structlog.get_logger("herald.dispatcher")
 
@@ -59,6 +60,22 @@ class DeliveryDeps:
     settings: Settings
     metrics: DispatcherMetrics
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # round trips shared by the deliveries in flight: one statement reserves
+    # rate-limit slots for many, one stores many outcomes
+    reserve: Coalesced[Mapping[str, Limit], Turn] = field(init=False)
+    settle: Coalesced[history.Attempt, int | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        async def reserve(requests: list[Mapping[str, Limit]]) -> list[Turn]:
+            async with self.pool.acquire() as conn:
+                return await reserve_many(conn, requests, MAX_INLINE_WAIT)
+
+        async def settle(attempts: list[history.Attempt]) -> list[int | None]:
+            async with self.pool.acquire() as conn:
+                return await history.record_attempts(conn, attempts)
+
+        object.__setattr__(self, "reserve", Coalesced(reserve))
+        object.__setattr__(self, "settle", Coalesced(settle))
 
     @property
     def max_attempts(self) -> int:
@@ -120,14 +137,27 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
                 event.correlation_id,
             )
         return
-    endpoint = claimed.endpoint
-    if endpoint is None:
+    if claimed.endpoint is None:
         async with deps.pool.acquire() as conn:
             await history.mark(
                 conn, delivery, claimed.token, "skipped", "endpoint removed or disabled"
             )
         return
-    await _wait_for_turn(claimed, endpoint, deps)
+    later = await attempt(deps, claimed, claimed.endpoint, event.correlation_id)
+    if later is not None:
+        raise later
+
+
+async def attempt(
+    deps: DeliveryDeps, claimed: history.Claimed, endpoint: Endpoint, correlation_id: str
+) -> Retry | Defer | None:
+    """One attempt on a claimed delivery, its outcome recorded and announced. What
+    should happen next, if anything: a retry (a transient failure) or a wait that
+    spends no attempt (a rate limit)."""
+    delivery = claimed.id
+    waited = await _wait_for_turn(claimed, endpoint, deps)
+    if waited is not None:
+        return waited
 
     notification = claimed.notification
     if endpoint.type == EMAIL:
@@ -138,25 +168,24 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
     final = result.outcome is Outcome.TRANSIENT and claimed.attempts + 1 >= deps.max_attempts
     retry_in = _retry_in(deps, claimed.attempts + 1, result) if not final else None
     health, notice = history.EndpointHealth(False, 0, None), []
-    async with deps.pool.acquire() as conn:
-        if result.outcome is Outcome.PERMANENT:
-            async with conn.transaction():
-                attempts = await history.record_attempt(
-                    conn, delivery, claimed.token, result, final=final, retry_in=retry_in
-                )
-                if attempts is not None:
-                    health = await history.endpoint_outcome(
-                        conn, endpoint, result, deps.settings.disable_after_failures
-                    )
-                    if health.disabled_now:
-                        notice = await _tell_owner(conn, endpoint, health)
-        else:  # the common path: one statement, no transaction round trips
+    if result.outcome is Outcome.PERMANENT:
+        async with deps.pool.acquire() as conn, conn.transaction():
             attempts = await history.record_attempt(
                 conn, delivery, claimed.token, result, final=final, retry_in=retry_in
             )
+            if attempts is not None:
+                health = await history.endpoint_outcome(
+                    conn, endpoint, result, deps.settings.disable_after_failures
+                )
+                if health.disabled_now:
+                    notice = await _tell_owner(conn, endpoint, health)
+    else:  # the common path: one statement, shared with the other deliveries in flight
+        attempts = await deps.settle(
+            history.Attempt(delivery, claimed.token, result, final, retry_in)
+        )
     if attempts is None:
         log.warning("delivery_claim_lost", channel=endpoint.type, lease=deps.lease)
-        return
+        return None
     _count(deps, endpoint, notification, result, final)
     if result.our_fault:
         log.error("herald_misconfigured", channel=endpoint.type, detail=result.detail)
@@ -181,12 +210,13 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
             result.outcome is Outcome.DELIVERED,
             attempts,
             result.detail,
-            event.correlation_id,
+            correlation_id,
         )
     if notice:
-        await publish_due(deps.bus, notice, event.correlation_id)
+        await publish_due(deps.bus, notice, correlation_id)
     if result.outcome is Outcome.TRANSIENT and not final:
-        raise Retry(f"{endpoint.type}: {result.detail}", after=result.retry_after)
+        return Retry(f"{endpoint.type}: {result.detail}", after=result.retry_after)
+    return None
 
 
 def _retry_in(deps: DeliveryDeps, attempt: int, result: DeliveryResult) -> float | None:
@@ -198,7 +228,11 @@ def _retry_in(deps: DeliveryDeps, attempt: int, result: DeliveryResult) -> float
     return None if step is None else delays[step]
 
 
-async def _wait_for_turn(claimed: history.Claimed, endpoint: Endpoint, deps: DeliveryDeps) -> None:
+async def _wait_for_turn(
+    claimed: history.Claimed, endpoint: Endpoint, deps: DeliveryDeps
+) -> Defer | None:
+    """Sleep through a short rate-limit wait; a long one lets the claim go and
+    comes back later (the Defer returned)."""
     # urgent messages skip the per-recipient budget (and do not use it up); the
     # provider's own limits still hold
     recipient_limit = (
@@ -206,13 +240,17 @@ async def _wait_for_turn(claimed: history.Claimed, endpoint: Endpoint, deps: Del
         if claimed.notification.priority == "urgent"
         else Limit(deps.settings.recipient_rate_per_minute, 60.0, burst=RECIPIENT_BURST)
     )
-    async with deps.pool.acquire() as conn:
-        turn = await reserve_all(conn, limits_for(endpoint, recipient_limit), MAX_INLINE_WAIT)
-        if not turn.granted:
+    limits = limits_for(endpoint, recipient_limit)
+    if not limits:
+        return None
+    turn = await deps.reserve(limits)
+    if not turn.granted:
+        async with deps.pool.acquire() as conn:
             await history.postpone(conn, claimed.id, claimed.token, turn.wait)
-            raise Defer(turn.wait, "rate limited")
+        return Defer(turn.wait, "rate limited")
     if turn.wait > 0:
         await asyncio.sleep(turn.wait)
+    return None
 
 
 async def _send(

@@ -12,7 +12,7 @@ import functools
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -20,6 +20,7 @@ import asyncpg
 import structlog
 
 from shared import signing
+from shared.batching import Coalesced
 from shared.bus import Bus
 from shared.db import Connection
 from shared.errors import Retry
@@ -44,8 +45,9 @@ from .calendar import meeting_ics
 from .channels import Attachment, Notification
 from .content import JobItem, rank_digest
 from .delivery import publish_due
+from .inline import InlineDeliveries
 from .metrics import DispatcherMetrics
-from .planner import plan
+from .planner import Planned, Recorder, entry, plan
 from .policy import EMAIL, INAPP, DedupStrategy, choose_channels, route_match
 from .recipients import Recipient
 from .rendering import Renderer
@@ -74,6 +76,24 @@ class IntakeDeps:
     settings: Settings
     metrics: DispatcherMetrics
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # sends what intake records, when there is room (None: always the queue)
+    inline: InlineDeliveries | None = None
+    # round trips shared by the events in flight (outside transactions): one query
+    # loads many recipients, one statement records many notifications
+    recipients: Coalesced[str, Recipient | None] = field(init=False)
+    record: Coalesced[history.Entry, history.Recorded] = field(init=False)
+
+    def __post_init__(self) -> None:
+        async def load(user_ids: list[str]) -> list[Recipient | None]:
+            async with self.pool.acquire() as conn:
+                return await recipients.load_many(conn, user_ids)
+
+        async def record(entries: list[history.Entry]) -> list[history.Recorded]:
+            async with self.pool.acquire() as conn:
+                return await history.record_many(conn, entries)
+
+        object.__setattr__(self, "recipients", Coalesced(load))
+        object.__setattr__(self, "record", Coalesced(record))
 
     def strategy(self, notification_type: str) -> DedupStrategy:
         configured = self.settings.dedup_strategies.get(notification_type)
@@ -102,8 +122,17 @@ class Compose:
     id_parts: tuple[str, ...] = ()
 
 
-async def _notify(conn: Connection, deps: IntakeDeps, c: Compose) -> list[history.Due]:
-    """Render, record and plan one notification; the deliveries due now."""
+def on_connection(conn: Connection) -> Recorder:
+    """Record on ``conn`` (inside the caller's transaction)."""
+
+    async def record(entry: history.Entry) -> history.Recorded:
+        return (await history.record_many(conn, [entry]))[0]
+
+    return record
+
+
+async def _notify(record: Recorder, deps: IntakeDeps, c: Compose) -> Planned:
+    """Render, record and plan one notification."""
     user = c.recipient
     # chat and inbox get the text without e-mail footers; e-mail gets the HTML
     # with its unsubscribe link
@@ -115,6 +144,7 @@ async def _notify(conn: Connection, deps: IntakeDeps, c: Compose) -> list[histor
         html_only={"unsubscribe_url": signing.unsubscribe_url(deps.settings, user.user_id)},
         **c.context,
     )
+    now = deps.clock()
     notification = Notification(
         id=uuid.UUID(derived_id("notification", c.event.id, *c.id_parts)),
         user_id=user.user_id,
@@ -122,14 +152,13 @@ async def _notify(conn: Connection, deps: IntakeDeps, c: Compose) -> list[histor
         title=rendered.title,
         body=rendered.text,
         priority=c.priority,
-        created_at=deps.clock(),
+        created_at=now,
         data=c.data or {},
         html=rendered.html or None,
         link=c.link,
         attachments=c.attachments,
     )
-    planned = await plan(
-        conn,
+    e = entry(
         history.Draft(notification, c.kind, c.subject, c.job_id, c.score),
         user,
         strategy=deps.strategy(c.type),
@@ -138,12 +167,25 @@ async def _notify(conn: Connection, deps: IntakeDeps, c: Compose) -> list[histor
         deliver_at=c.deliver_at,
         source_event_id=c.event.id,
         correlation_id=c.event.correlation_id,
-        now=deps.clock(),
+        now=now,
     )
+    due_now = sum(1 for _, hold in e.plan if hold is None)
+    if deps.inline is not None and due_now and deps.inline.has_room(due_now):
+        e = replace(e, claim=deps.inline.lease)
+    planned = await plan(record, e)
     deps.metrics.notifications.labels(deps.bus.service, c.kind, planned.outcome).inc()
     if planned.outcome == "duplicate":
         log.info("notification_deduplicated", kind=c.kind, subject=c.subject)
-    return planned.due
+    return planned
+
+
+async def _hand_over(deps: IntakeDeps, planned: Planned | None, correlation_id: str) -> None:
+    """Send the deliveries due now: here when they were recorded claimed, else
+    through the delivery queue. Call once what recorded them is committed."""
+    if planned is None:
+        return
+    due = deps.inline.start(planned, correlation_id) if deps.inline else planned.due
+    await publish_due(deps.bus, due, correlation_id)
 
 
 async def _recipient(conn: Connection, user_id: str) -> Recipient:
@@ -188,12 +230,12 @@ async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> Non
         recipient = await _recipient(conn, u.user_id)
         # the welcome is de-duplicated aggressively on the user: a repeated sign-up
         # (an e-mail change re-sent by the product) never welcomes twice
-        due = await _notify(
-            conn,
+        planned = await _notify(
+            on_connection(conn),
             deps,
             Compose(event, recipient, "welcome", "welcome", u.user_id, {}, id_parts=("welcome",)),
         )
-    await publish_due(deps.bus, due, event.correlation_id)
+    await _hand_over(deps, planned, event.correlation_id)
     log.info("user_recorded", user_id=u.user_id)
 
 
@@ -212,29 +254,30 @@ async def on_user_deleted(event: Event[UserDeleted], deps: IntakeDeps) -> None:
 
 async def on_notification_requested(event: Event[RequestNotification], deps: IntakeDeps) -> None:
     r = event.data
-    # no transaction: the recipient is read, then everything is recorded by one
-    # statement
-    async with deps.pool.acquire() as conn:
-        recipient = await _recipient(conn, r.user_id)
-        link = r.data.get("url") if isinstance(r.data.get("url"), str) else None
-        due = await _notify(
-            conn,
-            deps,
-            Compose(
-                event,
-                recipient,
-                "generic",
-                r.type,
-                r.dedup_key or r.type,
-                {"title": r.title, "body": r.body, "link": link},
-                priority=r.priority.value,
-                link=link,
-                data=r.data,
-                only=r.channels,
-                deliver_at=r.deliver_at,
-            ),
-        )
-    await publish_due(deps.bus, due, event.correlation_id)
+    # the hot path: no transaction, no connection of its own; the recipient is read
+    # and everything recorded by statements shared with the other events in flight
+    recipient = await deps.recipients(r.user_id)
+    if recipient is None:
+        raise Retry(f"user {r.user_id!r} is not known (no user.signed_up yet)")
+    link = r.data.get("url") if isinstance(r.data.get("url"), str) else None
+    planned = await _notify(
+        deps.record,
+        deps,
+        Compose(
+            event,
+            recipient,
+            "generic",
+            r.type,
+            r.dedup_key or r.type,
+            {"title": r.title, "body": r.body, "link": link},
+            priority=r.priority.value,
+            link=link,
+            data=r.data,
+            only=r.channels,
+            deliver_at=r.deliver_at,
+        ),
+    )
+    await _hand_over(deps, planned, event.correlation_id)
 
 
 # -- matches ----------------------------------------------------------------------
@@ -303,10 +346,10 @@ async def on_match_found(event: Event[MatchFound], deps: IntakeDeps) -> None:
                 json.dumps(m.model_dump(mode="json")),
             )
             deps.metrics.notifications.labels(deps.bus.service, "job_match", "digest").inc()
-        due: list[history.Due] = []
+        planned = None
         if route.channels is None or route.channels:
-            due = await _notify(
-                conn,
+            planned = await _notify(
+                on_connection(conn),
                 deps,
                 Compose(
                     event,
@@ -329,7 +372,7 @@ async def on_match_found(event: Event[MatchFound], deps: IntakeDeps) -> None:
                     only=route.channels,
                 ),
             )
-    await publish_due(deps.bus, due, event.correlation_id)
+    await _hand_over(deps, planned, event.correlation_id)
 
 
 def _job_fields(item: JobItem) -> dict[str, str]:
@@ -374,8 +417,8 @@ async def on_application_status_changed(
             _suppressed(deps, "application_status", "preferences")
             return
         job = await _job(conn, a.job_id)
-        due = await _notify(
-            conn,
+        planned = await _notify(
+            on_connection(conn),
             deps,
             Compose(
                 event,
@@ -401,7 +444,7 @@ async def on_application_status_changed(
                 repeatable=True,
             ),
         )
-    await publish_due(deps.bus, due, event.correlation_id)
+    await _hand_over(deps, planned, event.correlation_id)
 
 
 async def on_meeting_changed(
@@ -446,8 +489,8 @@ async def on_reminder_due(event: Event[ReminderDue], deps: IntakeDeps) -> None:
             compose = await _application_reminder(conn, event, recipient)
         if compose is None:
             return
-        due = await _notify(conn, deps, compose)
-    await publish_due(deps.bus, due, event.correlation_id)
+        planned = await _notify(on_connection(conn), deps, compose)
+    await _hand_over(deps, planned, event.correlation_id)
 
 
 async def _meeting_reminder(
@@ -584,8 +627,8 @@ async def on_digest_due(event: Event[DigestDue], deps: IntakeDeps) -> None:
         if not items and not counts["matches"] and not counts["applications"]:
             _suppressed(deps, "digest", "nothing new")
             return
-        due = await _notify(
-            conn,
+        planned = await _notify(
+            on_connection(conn),
             deps,
             Compose(
                 event,
@@ -604,4 +647,4 @@ async def on_digest_due(event: Event[DigestDue], deps: IntakeDeps) -> None:
                 only=(EMAIL, INAPP),
             ),
         )
-    await publish_due(deps.bus, due, event.correlation_id)
+    await _hand_over(deps, planned, event.correlation_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from shared.db import Connection
@@ -44,6 +44,32 @@ async def notification_exists(conn: Connection, notification_id: uuid.UUID) -> b
     )
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One notification to record: its deliveries (endpoint, held until) and its
+    de-duplication mark ``(subject, content key, repeat after)``. With ``claim``
+    set, the deliveries due now are recorded claimed for that many seconds, for the
+    recording dispatcher to send at once."""
+
+    draft: Draft
+    plan: list[tuple[Endpoint, datetime | None]]
+    dedup: tuple[str, str, timedelta | None] | None
+    source_event_id: str
+    correlation_id: str
+    claim: float | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    # "created", "existing" (recorded before: a redelivered event) or "duplicate"
+    # (the de-duplication mark refused it)
+    outcome: str
+    # delivery id -> its claim's fencing token, for the deliveries recorded claimed
+    claims: dict[uuid.UUID, datetime]
+    # "existing": its deliveries still pending (to finish what a crash interrupted)
+    pending: list[Due] = field(default_factory=list)
+
+
 async def record(
     conn: Connection,
     draft: Draft,
@@ -53,81 +79,177 @@ async def record(
     source_event_id: str,
     correlation_id: str,
 ) -> str:
-    """Record a notification and its deliveries once, in one statement: "existing"
-    when it was recorded before (a redelivered event), "duplicate" when the
-    de-duplication mark ``(subject, content key, repeat after)`` refuses it, else
-    "created". Those with a ``not_before`` are held until then."""
-    n = draft.notification
-    subject, content_key, repeat_after = dedup if dedup else (None, None, None)
-    ids = [delivery_id(n.id, e.id) for e, _ in plan]
-    row = await conn.fetchrow(
-        """WITH existing AS (SELECT 1 FROM notifications WHERE id = $1),
+    """Record one notification and its deliveries: "created", "existing" or
+    "duplicate" (see ``record_many``)."""
+    entry = Entry(draft, plan, dedup, source_event_id, correlation_id)
+    return (await record_many(conn, [entry]))[0].outcome
+
+
+async def record_many(conn: Connection, entries: list[Entry]) -> list[Recorded]:
+    """Record notifications with their de-duplication marks and deliveries, each
+    once, in as few statements as the batch allows (one, unless two entries share
+    a notification or a mark: those go in a later statement, so the second sees
+    the first). Those with a ``not_before`` are held until then."""
+    results: list[Recorded | None] = [None] * len(entries)
+    todo = list(range(len(entries)))
+    while todo:
+        now_ids: set[uuid.UUID] = set()
+        now_marks: set[tuple[str, str, str, str]] = set()
+        this_round, later = [], []
+        for i in todo:
+            e = entries[i]
+            n = e.draft.notification
+            mark = (n.user_id, n.type, e.dedup[0], e.dedup[1]) if e.dedup else None
+            if n.id in now_ids or (mark is not None and mark in now_marks):
+                later.append(i)
+                continue
+            now_ids.add(n.id)
+            if mark is not None:
+                now_marks.add(mark)
+            this_round.append(i)
+        for i, recorded in zip(
+            this_round, await _record_round(conn, [entries[i] for i in this_round]), strict=True
+        ):
+            results[i] = recorded
+        todo = later
+    done = [r for r in results if r is not None]
+    assert len(done) == len(entries)
+    existing = [
+        e.draft.notification.id
+        for e, r in zip(entries, done, strict=True)
+        if r.outcome == "existing"
+    ]
+    if existing:
+        still = await pending_many(conn, existing)
+        done = [
+            replace(r, pending=still.get(e.draft.notification.id, []))
+            if r.outcome == "existing"
+            else r
+            for e, r in zip(entries, done, strict=True)
+        ]
+    for entry, recorded in zip(entries, done, strict=True):
+        n = entry.draft.notification
+        if recorded.outcome == "created" and n.attachments:
+            await conn.executemany(
+                """INSERT INTO notification_attachments
+                       (notification_id, filename, content_type, content)
+                   VALUES ($1, $2, $3, $4)""",
+                [(n.id, a.filename, a.content_type, a.content) for a in n.attachments],
+            )
+    return done
+
+
+async def _record_round(conn: Connection, entries: list[Entry]) -> list[Recorded]:
+    notifications = [e.draft.notification for e in entries]
+    deliveries = [
+        (e.draft.notification.id, endpoint, hold, e.claim is not None and hold is None)
+        for e in entries
+        for endpoint, hold in e.plan
+    ]
+    lease = max((e.claim for e in entries if e.claim is not None), default=0.0)
+    rows = await conn.fetch(
+        """WITH input AS (
+               SELECT * FROM unnest(
+                   $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                   $7::float8[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                   $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::text[],
+                   $18::text[], $19::interval[])
+               AS i(id, user_id, type, kind, subject, job_id, score, title, body, html, link,
+                    data, priority, source_event_id, correlation_id, created_at, mark_subject,
+                    content_key, repeat_after)),
+           existing AS (SELECT n.id FROM notifications n JOIN input i ON i.id = n.id),
            marked AS (
-               INSERT INTO dedup_marks AS m (user_id, type, subject, content_hash)
-               SELECT $2, $3, $17, $18
-               WHERE $18::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM existing)
+               INSERT INTO dedup_marks AS m (user_id, type, subject, content_hash, repeat_after)
+               SELECT i.user_id, i.type, i.mark_subject, i.content_key, i.repeat_after
+               FROM input i
+               WHERE i.content_key IS NOT NULL AND i.id NOT IN (SELECT id FROM existing)
                ON CONFLICT (user_id, type, subject, content_hash) DO UPDATE
-                   SET sent_at = now()
-                   WHERE $19::interval IS NOT NULL AND m.sent_at <= now() - $19::interval
-               RETURNING 1),
-           go AS (SELECT NOT EXISTS (SELECT 1 FROM existing)
-                         AND ($18::text IS NULL OR EXISTS (SELECT 1 FROM marked)) AS ok),
+                   SET sent_at = now(), repeat_after = EXCLUDED.repeat_after
+                   WHERE EXCLUDED.repeat_after IS NOT NULL
+                     AND m.sent_at <= now() - EXCLUDED.repeat_after
+               RETURNING m.user_id, m.type, m.subject, m.content_hash),
+           go AS (
+               SELECT i.* FROM input i
+               WHERE i.id NOT IN (SELECT id FROM existing)
+                 AND (i.content_key IS NULL OR EXISTS (
+                     SELECT 1 FROM marked m
+                     WHERE m.user_id = i.user_id AND m.type = i.type
+                       AND m.subject = i.mark_subject AND m.content_hash = i.content_key))),
            inserted AS (
                INSERT INTO notifications
                    (id, user_id, type, kind, subject, job_id, score, title, body, html, link,
                     data, priority, source_event_id, correlation_id, created_at)
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14,
-                      $15, $16
-               FROM go WHERE go.ok
-               RETURNING id),
+               SELECT id, user_id, type, kind, subject, job_id, score, title, body, html, link,
+                      data::jsonb, priority, source_event_id, correlation_id, created_at
+               FROM go
+               RETURNING id, priority),
            planned AS (
                INSERT INTO deliveries
-                   (id, notification_id, endpoint_id, channel, status, not_before, priority)
-               SELECT p.id, $1, p.endpoint_id, p.channel,
-                      CASE WHEN p.hold IS NULL THEN 'pending' ELSE 'held' END, p.hold, $13
-               FROM unnest($20::uuid[], $21::uuid[], $22::text[], $23::timestamptz[])
-                    AS p(id, endpoint_id, channel, hold)
-               WHERE EXISTS (SELECT 1 FROM inserted)
+                   (id, notification_id, endpoint_id, channel, status, not_before, priority,
+                    claimed_until)
+               SELECT p.id, p.notification_id, p.endpoint_id, p.channel,
+                      CASE WHEN p.hold IS NULL THEN 'pending' ELSE 'held' END, p.hold,
+                      g.priority,
+                      CASE WHEN p.claim
+                           THEN clock_timestamp() + make_interval(secs => $26::float8) END
+               FROM unnest($20::uuid[], $21::uuid[], $22::uuid[], $23::text[],
+                           $24::timestamptz[], $25::bool[])
+                    AS p(notification_id, id, endpoint_id, channel, hold, claim)
+               JOIN inserted g ON g.id = p.notification_id
                ON CONFLICT DO NOTHING
-               RETURNING 1)
-           SELECT EXISTS (SELECT 1 FROM existing) AS existed, (SELECT ok FROM go) AS created,
-                  (SELECT count(*) FROM planned) AS deliveries""",
-        n.id,
-        n.user_id,
-        n.type,
-        draft.kind,
-        draft.subject,
-        draft.job_id,
-        draft.score,
-        n.title,
-        n.body,
-        n.html,
-        n.link,
-        json.dumps(n.data, default=str),
-        n.priority,
-        source_event_id,
-        correlation_id,
-        n.created_at,
-        subject,
-        content_key,
-        repeat_after,
-        ids,
-        [e.id for e, _ in plan],
-        [e.type for e, _ in plan],
-        [hold for _, hold in plan],
+               RETURNING id, claimed_until)
+           SELECT i.id, i.id IN (SELECT id FROM existing) AS existed,
+                  i.id IN (SELECT id FROM go) AS created, NULL::timestamptz AS token
+           FROM input i
+           UNION ALL
+           SELECT id, NULL, NULL, claimed_until FROM planned WHERE claimed_until IS NOT NULL""",
+        [n.id for n in notifications],
+        [n.user_id for n in notifications],
+        [n.type for n in notifications],
+        [e.draft.kind for e in entries],
+        [e.draft.subject for e in entries],
+        [e.draft.job_id for e in entries],
+        [e.draft.score for e in entries],
+        [n.title for n in notifications],
+        [n.body for n in notifications],
+        [n.html for n in notifications],
+        [n.link for n in notifications],
+        [json.dumps(n.data, default=str) for n in notifications],
+        [n.priority for n in notifications],
+        [e.source_event_id for e in entries],
+        [e.correlation_id for e in entries],
+        [n.created_at for n in notifications],
+        [e.dedup[0] if e.dedup else None for e in entries],
+        [e.dedup[1] if e.dedup else None for e in entries],
+        [e.dedup[2] if e.dedup else None for e in entries],
+        [nid for nid, _, _, _ in deliveries],
+        [delivery_id(nid, endpoint.id) for nid, endpoint, _, _ in deliveries],
+        [endpoint.id for _, endpoint, _, _ in deliveries],
+        [endpoint.type for _, endpoint, _, _ in deliveries],
+        [hold for _, _, hold, _ in deliveries],
+        [claim for _, _, _, claim in deliveries],
+        lease,
     )
-    assert row is not None
-    if row["existed"]:
-        return "existing"
-    if not row["created"]:
-        return "duplicate"
-    if n.attachments:
-        await conn.executemany(
-            """INSERT INTO notification_attachments
-                   (notification_id, filename, content_type, content) VALUES ($1, $2, $3, $4)""",
-            [(n.id, a.filename, a.content_type, a.content) for a in n.attachments],
+    outcomes: dict[uuid.UUID, str] = {}
+    tokens: dict[uuid.UUID, datetime] = {}
+    for row in rows:
+        if row["token"] is not None:
+            tokens[row["id"]] = row["token"]
+        else:
+            outcomes[row["id"]] = (
+                "existing" if row["existed"] else "created" if row["created"] else "duplicate"
+            )
+    return [
+        Recorded(
+            outcomes[n.id],
+            {
+                d: tokens[d]
+                for d in (delivery_id(n.id, endpoint.id) for endpoint, _ in e.plan)
+                if d in tokens
+            },
         )
-    return "created"
+        for e, n in zip(entries, notifications, strict=True)
+    ]
 
 
 def due_now(notification: Notification, plan: list[tuple[Endpoint, datetime | None]]) -> list[Due]:
@@ -145,13 +267,24 @@ def due_now(notification: Notification, plan: list[tuple[Endpoint, datetime | No
 
 
 async def pending(conn: Connection, notification_id: uuid.UUID) -> list[Due]:
+    return (await pending_many(conn, [notification_id])).get(notification_id, [])
+
+
+async def pending_many(
+    conn: Connection, notification_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Due]]:
     rows = await conn.fetch(
-        """SELECT d.id, d.channel, d.priority, n.user_id FROM deliveries d
+        """SELECT d.id, d.notification_id, d.channel, d.priority, n.user_id FROM deliveries d
            JOIN notifications n ON n.id = d.notification_id
-           WHERE d.notification_id = $1 AND d.status = 'pending'""",
-        notification_id,
+           WHERE d.notification_id = ANY($1::uuid[]) AND d.status = 'pending'""",
+        notification_ids,
     )
-    return [Due(r["id"], notification_id, r["user_id"], r["channel"], r["priority"]) for r in rows]
+    found: dict[uuid.UUID, list[Due]] = {}
+    for r in rows:
+        found.setdefault(r["notification_id"], []).append(
+            Due(r["id"], r["notification_id"], r["user_id"], r["channel"], r["priority"])
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -314,6 +447,23 @@ _STATUS = {
 }
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt's outcome, to store against the claim that made it."""
+
+    delivery: uuid.UUID
+    token: datetime
+    result: DeliveryResult
+    final: bool
+    retry_in: float | None = None
+
+    @property
+    def status(self) -> str:
+        if self.final and self.result.outcome is Outcome.TRANSIENT:
+            return "failed"
+        return _STATUS[self.result.outcome]
+
+
 async def record_attempt(
     conn: Connection,
     delivery: uuid.UUID,
@@ -326,33 +476,45 @@ async def record_attempt(
     """Store one attempt's outcome; a transient failure on the ``final`` attempt
     fails the delivery. The number of attempts made, or None when the claim was lost
     (another dispatcher took over after the lease ran out: its outcome stands)."""
-    status = "failed" if final and result.outcome is Outcome.TRANSIENT else _STATUS[result.outcome]
-    # one statement: a success also clears its endpoint's failure count
-    attempts = await conn.fetchval(
-        """WITH d AS (
-               UPDATE deliveries
-               SET attempts = attempts + 1, status = $3, last_error = $4,
-                   response_status = $5, provider_id = COALESCE($6, provider_id),
+    return (await record_attempts(conn, [Attempt(delivery, token, result, final, retry_in)]))[0]
+
+
+async def record_attempts(conn: Connection, attempts: list[Attempt]) -> list[int | None]:
+    """``record_attempt`` for many deliveries in one statement."""
+    # a success also clears its endpoint's failure count
+    rows = await conn.fetch(
+        """WITH outcome AS (
+               SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],
+                                    $5::int[], $6::text[], $7::float8[])
+               AS o(id, token, status, error, code, provider_id, retry_in)),
+           d AS (
+               UPDATE deliveries d
+               SET attempts = d.attempts + 1, status = o.status, last_error = o.error,
+                   response_status = o.code, provider_id = COALESCE(o.provider_id, d.provider_id),
                    claimed_until = NULL,
-                   retry_at = clock_timestamp() + make_interval(secs => $7),
+                   retry_at = clock_timestamp() + make_interval(secs => o.retry_in),
                    updated_at = now(), last_attempt_at = now(),
-                   first_attempt_at = COALESCE(first_attempt_at, now()),
-                   delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END
-               WHERE id = $1 AND claimed_until = $2
-               RETURNING attempts, endpoint_id),
+                   first_attempt_at = COALESCE(d.first_attempt_at, now()),
+                   delivered_at = CASE WHEN o.status = 'delivered' THEN now()
+                                       ELSE d.delivered_at END
+               FROM outcome o
+               WHERE d.id = o.id AND d.claimed_until = o.token
+               RETURNING d.id, d.attempts, d.endpoint_id, o.status),
            healthy AS (
                UPDATE channel_endpoints e SET consecutive_failures = 0 FROM d
-               WHERE $3 = 'delivered' AND e.id = d.endpoint_id AND e.consecutive_failures > 0)
-           SELECT attempts FROM d""",
-        delivery,
-        token,
-        status,
-        None if result.outcome is Outcome.DELIVERED else result.detail,
-        result.status_code,
-        result.provider_id,
-        retry_in,
+               WHERE d.status = 'delivered' AND e.id = d.endpoint_id
+                 AND e.consecutive_failures > 0)
+           SELECT id, attempts FROM d""",
+        [a.delivery for a in attempts],
+        [a.token for a in attempts],
+        [a.status for a in attempts],
+        [None if a.result.outcome is Outcome.DELIVERED else a.result.detail for a in attempts],
+        [a.result.status_code for a in attempts],
+        [a.result.provider_id for a in attempts],
+        [a.retry_in for a in attempts],
     )
-    return None if attempts is None else int(attempts)
+    made = {r["id"]: int(r["attempts"]) for r in rows}
+    return [made.get(a.delivery) for a in attempts]
 
 
 async def mark(

@@ -1,12 +1,14 @@
 """From a draft to recorded deliveries: de-duplication, channel choice and holds
-(quiet hours, a requested send time), in the transaction that records them."""
+(quiet hours, a requested send time), recorded in one statement (alone, or in a
+batch with other notifications)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.db import Connection
 from shared.endpoints import Endpoint
 
 from . import history
@@ -26,10 +28,15 @@ class Planned:
     due: list[history.Due]
     # "created", "existing" (a redelivered event) or "duplicate" (de-duplicated)
     outcome: str
+    # the deliveries in ``due`` recorded claimed by this dispatcher: id -> token
+    claims: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    entry: history.Entry | None = None
 
 
-async def plan(
-    conn: Connection,
+Recorder = Callable[[history.Entry], Awaitable[history.Recorded]]
+
+
+def entry(
     draft: history.Draft,
     recipient: Recipient,
     *,
@@ -40,8 +47,10 @@ async def plan(
     source_event_id: str,
     correlation_id: str,
     now: datetime,
-) -> Planned:
-    """Record ``draft`` once and plan its deliveries, in one statement."""
+    claim: float | None = None,
+) -> history.Entry:
+    """What to record for ``draft``: its de-duplication mark, and a delivery per
+    wanted endpoint, held by quiet hours or a requested send time."""
     n = draft.notification
     content = content_hash(n.title, n.body, {**n.data, "link": n.link})
     rule = dedup_rule(strategy, content, repeatable=repeatable)
@@ -63,17 +72,23 @@ async def plan(
             later if endpoint.type == INAPP else max(filter(None, (later, quiet_end)), default=None)
         )
         plan_rows.append((endpoint, hold))
-    outcome = await history.record(
-        conn,
+    return history.Entry(
         draft,
         plan_rows,
-        dedup=(draft.subject, rule.content_key, rule.repeat_after) if rule else None,
-        source_event_id=source_event_id,
-        correlation_id=correlation_id,
+        (draft.subject, rule.content_key, rule.repeat_after) if rule else None,
+        source_event_id,
+        correlation_id,
+        claim,
     )
-    if outcome == "existing":
+
+
+async def plan(record: Recorder, e: history.Entry) -> Planned:
+    """Record ``e`` and say which of its deliveries are due now."""
+    recorded = await record(e)
+    n = e.draft.notification
+    if recorded.outcome == "existing":
         # the same event again (a crash before its ack): finish what is pending
-        return Planned(await history.pending(conn, n.id), "existing")
-    if outcome == "duplicate":
+        return Planned(recorded.pending, "existing")
+    if recorded.outcome == "duplicate":
         return Planned([], "duplicate")
-    return Planned(history.due_now(n, plan_rows), "created")
+    return Planned(history.due_now(n, e.plan), "created", recorded.claims, e)

@@ -11,7 +11,7 @@ refused: excess waits its turn.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.db import Connection
@@ -106,3 +106,43 @@ async def reserve_all(conn: Connection, limits: Mapping[str, Limit], max_wait: f
             return turn
         wait = max(wait, turn.wait)
     return Turn(True, wait)
+
+
+async def reserve_many(
+    conn: Connection, requests: Sequence[Mapping[str, Limit]], max_wait: float
+) -> list[Turn]:
+    """``reserve_all`` for many deliveries in one round trip, one turn each.
+
+    Slots are taken key by key in key order (so concurrent batches lock rows in the
+    same order); requests for one key are served in the order given. A delivery
+    refused by one of its buckets may still have taken slots in the others; like a
+    refusal in ``reserve_all``, they are short and expire unused.
+    """
+    flat = sorted(
+        (
+            (key, index, limit)
+            for index, limits in enumerate(requests)
+            for key, limit in limits.items()
+        ),
+        key=lambda entry: (entry[0], entry[1]),
+    )
+    turns = [Turn(True, 0.0) for _ in requests]
+    if not flat:
+        return turns
+    rows = await conn.fetch(
+        "SELECT n, granted, wait FROM herald_reserve($1::text[], $2::float8[], $3::float8[], $4::float8[])",
+        [key for key, _, _ in flat],
+        [limit.interval for _, _, limit in flat],
+        [limit.interval * limit.burst for _, _, limit in flat],
+        [max_wait] * len(flat),
+    )
+    for row in rows:
+        _, index, _ = flat[row["n"] - 1]
+        before, turn = turns[index], Turn(bool(row["granted"]), max(0.0, float(row["wait"])))
+        if not before.granted:
+            turns[index] = Turn(False, max(before.wait, turn.wait if not turn.granted else 0.0))
+        elif not turn.granted:
+            turns[index] = turn
+        else:
+            turns[index] = Turn(True, max(before.wait, turn.wait))
+    return turns

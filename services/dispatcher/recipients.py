@@ -7,6 +7,8 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from asyncpg import Record
+
 from shared.db import Connection
 from shared.endpoints import Endpoint
 
@@ -57,7 +59,12 @@ async def record_user(
 
 
 async def load(conn: Connection, user_id: str) -> Recipient | None:
-    row = await conn.fetchrow(
+    return (await load_many(conn, [user_id]))[0]
+
+
+async def load_many(conn: Connection, user_ids: list[str]) -> list[Recipient | None]:
+    """The recipients, in the order asked (None for a user not known), in one query."""
+    rows = await conn.fetch(
         """SELECT u.user_id, u.email, u.name, u.timezone, u.locale, p.email_enabled,
                   p.digest_frequency, p.notify_new_matches, p.notify_application_updates,
                   p.notify_reminders, p.notify_digests, p.min_match_score,
@@ -68,11 +75,14 @@ async def load(conn: Connection, user_id: str) -> Recipient | None:
                    FROM channel_endpoints e
                    WHERE e.user_id = u.user_id AND e.enabled) AS endpoints
            FROM users u LEFT JOIN preferences p USING (user_id)
-           WHERE u.user_id = $1""",
-        user_id,
+           WHERE u.user_id = ANY($1::text[])""",
+        list(dict.fromkeys(user_ids)),
     )
-    if row is None:
-        return None
+    found = {row["user_id"]: _recipient(row) for row in rows}
+    return [found.get(u) for u in user_ids]
+
+
+def _recipient(row: Record) -> Recipient:
     endpoints = tuple(
         Endpoint(uuid.UUID(id_), row["user_id"], type_, url, chat_id, secret, address)
         for id_, type_, url, chat_id, secret, address in json.loads(row["endpoints"])

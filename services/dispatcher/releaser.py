@@ -1,5 +1,6 @@
 """Held deliveries (quiet hours, a requested send time) go out when their time
-comes, and pending deliveries whose message was lost are sent again.
+comes, and pending deliveries that were lost (their message, or the dispatcher
+holding them) are sent again.
 
 Every replica polls; ``FOR UPDATE SKIP LOCKED`` gives each held row to one of them.
 The delivery messages are published (and confirmed) *before* the rows are marked
@@ -27,7 +28,10 @@ BATCH = 500
 # message (a publish that failed after a commit, a message parked by a database
 # outage): publish it again. Generous, because a duplicate costs a claim check.
 SWEEP_AFTER = 120.0
-SWEEP_EVERY = 30.0
+# A claim whose lease ran out is found on the next sweep: a dispatcher killed while
+# sending (or before it sent what it recorded claimed) holds deliveries no longer
+# than its lease and this.
+SWEEP_EVERY = 5.0
 
 
 async def release_due(pool: asyncpg.Pool, bus: Bus) -> int:
@@ -72,16 +76,19 @@ async def release_due(pool: asyncpg.Pool, bus: Bus) -> int:
 
 
 async def sweep_lost(pool: asyncpg.Pool, bus: Bus, after: float = SWEEP_AFTER) -> int:
-    """Publish again the pending deliveries overdue by ``after`` seconds; how many."""
+    """Publish again the pending deliveries that were lost: claimed by a dispatcher
+    whose lease ran out (it died), or overdue by ``after`` seconds with nobody
+    holding them (a lost message). How many."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             """SELECT d.id, d.notification_id, d.channel, d.priority, n.user_id,
                       n.correlation_id
                FROM deliveries d JOIN notifications n ON n.id = d.notification_id
                WHERE d.status = 'pending'
-                 AND (d.claimed_until IS NULL OR d.claimed_until < clock_timestamp())
-                 AND COALESCE(d.retry_at, d.updated_at)
-                     < clock_timestamp() - make_interval(secs => $1)
+                 AND (d.claimed_until < clock_timestamp()
+                      OR (d.claimed_until IS NULL
+                          AND COALESCE(d.retry_at, d.updated_at)
+                              < clock_timestamp() - make_interval(secs => $1)))
                ORDER BY COALESCE(d.retry_at, d.updated_at) LIMIT $2
                FOR UPDATE OF d SKIP LOCKED""",
             after,
@@ -90,8 +97,10 @@ async def sweep_lost(pool: asyncpg.Pool, bus: Bus, after: float = SWEEP_AFTER) -
         if not rows:
             return 0
         await _publish(bus, rows)
+        # the dead holder's claim goes: the message just published may take it
         await conn.execute(
-            "UPDATE deliveries SET retry_at = clock_timestamp() WHERE id = ANY($1::uuid[])",
+            """UPDATE deliveries SET retry_at = clock_timestamp(), claimed_until = NULL
+               WHERE id = ANY($1::uuid[])""",
             [r["id"] for r in rows],
         )
     log.warning("lost_deliveries_republished", count=len(rows))

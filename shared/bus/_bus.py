@@ -196,10 +196,35 @@ class Bus:
         A payload with a ``priority`` field travels with the matching AMQP priority
         unless ``priority`` says otherwise, so priority queues serve it first.
         """
+        message = self._message(event, priority)
+        await self._publish(event.type, message, to_events=True, label=event.type)
+
+    async def publish_later(
+        self, queue: WorkQueue, event: Event[Any], *, after: float, attempts: int
+    ) -> float:
+        """Put ``event`` straight into one of this service's work queues, ``after``
+        seconds from now, as if its handler had run ``attempts`` times: what a
+        handler's ``Retry``/``Defer`` does to a message, for work that started
+        without one. The wait is the queue's first delay step at least ``after``
+        long (its longest if none is); returns it."""
+        names = queue.names(self.namespace)
+        sub = next((s for s in self._subscriptions if s.names == names), None)
+        if sub is None:
+            raise ValueError(f"{names.work} is not subscribed on this bus")
+        delays = sub.delays
+        delay = next((d for d in delays if d >= after), delays[-1])
+        message = self._message(event, None, {h.ATTEMPT: attempts})
+        await self.send_to_queue(names.retry(delay), message, label=event.type)
+        return delay
+
+    def _message(
+        self, event: Event[Any], priority: int | None, headers: dict[str, Any] | None = None
+    ) -> aio_pika.Message:
         if priority is None:
             priority = PRIORITY_LEVELS.get(str(getattr(event.data, "priority", "")))
-        message = aio_pika.Message(
+        return aio_pika.Message(
             body=event.to_json(),
+            headers=headers,
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=event.id,
@@ -209,7 +234,6 @@ class Bus:
             app_id=f"herald-{self.service}",
             priority=priority,
         )
-        await self._publish(event.type, message, to_events=True, label=event.type)
 
     async def send_to_queue(self, queue: str, message: aio_pika.Message, *, label: str) -> None:
         """Publish straight to one queue through the default exchange, with confirms."""

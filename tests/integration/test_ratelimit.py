@@ -9,7 +9,7 @@ import uuid
 
 import asyncpg
 
-from services.dispatcher.ratelimit import Limit, Turn, reserve, reserve_all
+from services.dispatcher.ratelimit import Limit, Turn, reserve, reserve_all, reserve_many
 
 SLOW = Limit(3, 30.0)  # interval 10 s
 TOLERANCE = 0.5
@@ -88,3 +88,53 @@ async def test_reserve_all_is_granted_only_when_every_bucket_grants(pool: asyncp
         assert not refused.granted
         assert 10.0 - TOLERANCE < refused.wait <= 10.0
         assert await reserve_all(conn, {}, max_wait=1.0) == Turn(True, 0.0)
+
+
+async def test_a_batch_serves_one_key_in_order_and_each_delivery_by_all_its_buckets(
+    pool: asyncpg.Pool,
+) -> None:
+    """``reserve_many``: what ``reserve_all`` decides one by one, in one round trip."""
+    shared, other = key("batch-shared"), key("batch-other")
+    quick = Limit(5, 1.0)  # interval 0.2 s
+    async with pool.acquire() as conn:
+        turns = await reserve_many(
+            conn,
+            [
+                {shared: quick},
+                {shared: quick, other: SLOW},
+                {shared: quick},
+                {other: SLOW},  # its only bucket is now 10 s away: refused
+                {},
+            ],
+            max_wait=1.0,
+        )
+    assert [t.granted for t in turns] == [True, True, True, False, True]
+    # one key's requests are spaced one interval apart, in the order given
+    assert turns[0].wait == 0.0
+    assert 0.1 < turns[1].wait <= 0.2
+    assert 0.3 < turns[2].wait <= 0.4
+    assert SLOW.interval - TOLERANCE < turns[3].wait <= SLOW.interval
+    assert turns[4] == Turn(True, 0.0)
+
+
+async def test_batches_agree_with_single_turns_on_the_same_bucket(pool: asyncpg.Pool) -> None:
+    k = key("mixed")
+    async with pool.acquire() as conn:
+        assert (await reserve_many(conn, [{k: SLOW}], max_wait=1.0))[0].granted
+        assert not (await reserve(conn, k, SLOW, max_wait=1.0)).granted
+        assert not (await reserve_many(conn, [{k: SLOW}], max_wait=1.0))[0].granted
+
+
+async def test_concurrent_batches_over_the_same_keys_neither_deadlock_nor_overbook(
+    pool: asyncpg.Pool,
+) -> None:
+    keys = [key(f"c{i}") for i in range(5)]
+    one_each = Limit(1, 60.0)
+
+    async def batch(order: list[str]) -> list[Turn]:
+        async with pool.acquire() as conn:
+            return await reserve_many(conn, [{k: one_each} for k in order], max_wait=0.0)
+
+    results = await asyncio.gather(*(batch(keys[::step]) for step in (1, -1, 1, -1)))
+    granted = sum(t.granted for turns in results for t in turns)
+    assert granted == len(keys)  # one slot per key, whoever got it
