@@ -114,5 +114,7 @@ async def test_deliveries_due_now_are_recorded_claimed_when_asked_and_held_ones_
     assert list(done[0].claims) == [rows["now"]["id"]]
     assert done[0].claims[rows["now"]["id"]] == rows["now"]["claimed_until"]
     assert rows["now"]["claimed_until"] > datetime.now(UTC) + timedelta(seconds=20)
-    assert done[1].claims == {} and rows["later"]["status"] == "held"
-    assert done[2].claims == {} and rows["plain"]["claimed_until"] is None
+    assert done[1].claims == {}
+    assert rows["later"]["status"] == "held"
+    assert done[2].claims == {}
+    assert rows["plain"]["claimed_until"] is None
