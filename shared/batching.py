@@ -7,10 +7,10 @@ event loop is busy are gathered and run as one statement:
     load_users = Coalesced(load_many, max_size=256)
     user = await load_users(user_id)        # one caller's view: one item in, one out
 
-Calls made in the same pass of the event loop (up to ``max_size``) form a batch;
-a quiet service therefore runs batches of one, with no added wait. If a batch
-fails, each of its items is run again on its own, so one bad item fails only its
-own caller, with its own error.
+Calls made in the same pass of the event loop (up to ``max_size``), or within
+``linger`` seconds of the first, form a batch; a quiet service therefore runs
+batches of one, waiting at most ``linger``. If a batch fails, each of its items is
+run again on its own, so one bad item fails only its own caller, with its own error.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ BatchCall = Callable[[list[T]], Awaitable[Sequence[R]]]
 
 
 class Coalesced(Generic[T, R]):
-    def __init__(self, run: BatchCall[T, R], *, max_size: int = 256) -> None:
+    def __init__(self, run: BatchCall[T, R], *, max_size: int = 256, linger: float = 0.0) -> None:
         self._run = run
         self._max_size = max_size
+        self._linger = linger
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._flush_scheduled = False
         self._running: set[asyncio.Task[None]] = set()
@@ -41,7 +42,10 @@ class Coalesced(Generic[T, R]):
             self._flush()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
+            if self._linger > 0:
+                loop.call_later(self._linger, self._flush)
+            else:
+                loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:

@@ -50,6 +50,9 @@ SOURCE = "herald/dispatcher"
 MAX_INLINE_WAIT = 1.0
 # a user may get a few notifications back to back before the spacing applies
 RECIPIENT_BURST = 5
+# How long a batched round trip waits for company: under load a few milliseconds
+# fill a batch (one statement for many rows); idle, it is all a message waits.
+BATCH_LINGER = 0.002
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,8 @@ class DeliveryDeps:
             async with self.pool.acquire() as conn:
                 return await history.record_attempts(conn, attempts)
 
-        object.__setattr__(self, "reserve", Coalesced(reserve))
-        object.__setattr__(self, "settle", Coalesced(settle))
+        object.__setattr__(self, "reserve", Coalesced(reserve, linger=BATCH_LINGER))
+        object.__setattr__(self, "settle", Coalesced(settle, linger=BATCH_LINGER))
 
     @property
     def max_attempts(self) -> int:
@@ -192,7 +195,9 @@ async def attempt(
     if health.disabled_now:
         deps.metrics.endpoints_disabled.labels(deps.bus.service, endpoint.type).inc()
         log.warning("endpoint_disabled", channel=endpoint.type, reason=health.reason)
-    log.info(
+    # the history has every attempt; the log keeps what needs a look at info
+    log_attempt = log.debug if result.outcome is Outcome.DELIVERED else log.info
+    log_attempt(
         "delivery_attempted",
         notification_id=str(notification.id),
         channel=endpoint.type,

@@ -44,7 +44,7 @@ from . import history, recipients
 from .calendar import meeting_ics
 from .channels import Attachment, Notification
 from .content import JobItem, rank_digest
-from .delivery import publish_due
+from .delivery import BATCH_LINGER, publish_due
 from .inline import InlineDeliveries
 from .metrics import DispatcherMetrics
 from .planner import Planned, Recorder, entry, plan
@@ -92,8 +92,8 @@ class IntakeDeps:
             async with self.pool.acquire() as conn:
                 return await history.record_many(conn, entries)
 
-        object.__setattr__(self, "recipients", Coalesced(load))
-        object.__setattr__(self, "record", Coalesced(record))
+        object.__setattr__(self, "recipients", Coalesced(load, linger=BATCH_LINGER))
+        object.__setattr__(self, "record", Coalesced(record, linger=BATCH_LINGER))
 
     def strategy(self, notification_type: str) -> DedupStrategy:
         configured = self.settings.dedup_strategies.get(notification_type)

@@ -367,7 +367,10 @@ class Bus:
                     if channel is None or exchange is None:
                         raise aio_pika.exceptions.ChannelInvalidStateError("reconnecting")
                     target = exchange if to_events else channel.default_exchange
-                    await target.publish(message, routing_key=routing_key)
+                    # an event nobody subscribes to is normal on a topic exchange:
+                    # not mandatory, so the broker drops it instead of returning it
+                    # (a returned message costs both sides and told us nothing)
+                    await target.publish(message, routing_key=routing_key, mandatory=not to_events)
             except TimeoutError:
                 last_error = "timed out waiting for a confirm"
                 break
