@@ -10,9 +10,9 @@ from typing import Any
 
 import aio_pika
 
-from shared.bus import Bus, list_parked
+from shared.bus import Bus, catalog, list_parked
 from shared.errors import Defer, Permanent, Retry
-from shared.events import Event
+from shared.events import DeliveryDue, Event, new_event
 from shared.settings import Settings
 from tests.support import eventually, notification, publish_raw, queue_depth
 
@@ -245,3 +245,36 @@ async def test_urgent_overtakes_a_backlog_of_low_priority_messages(
     await consumer.start(wait=10)
     await eventually(lambda: "urgent" in order, what="the urgent message")
     assert order.index("urgent") <= 1  # at most the one message already in flight
+
+
+async def test_publish_later_waits_in_a_delay_queue_and_carries_its_attempts(
+    bus_factory: Callable[..., Bus], settings: Settings
+) -> None:
+    """Work that started without a message (an inline send) joins the queue's own
+    retry schedule: it arrives after the wait, with the attempts it already made."""
+    runs: list[float] = []
+
+    async def failing(event: Event[Any]) -> None:
+        runs.append(time.monotonic())
+        raise Retry("still down")
+
+    bus = bus_factory("dispatcher")  # retry steps 0.2 s and 0.4 s
+    bus.subscribe(catalog.DISPATCHER_DELIVERIES, {"delivery.due": failing})
+    await bus.start(wait=10)
+    due = new_event(
+        DeliveryDue(delivery_id="d-1", notification_id="n-1", user_id="u-1", channel="webhook"),
+        source="tests",
+    )
+    started = time.monotonic()
+    waited = await bus.publish_later(catalog.DISPATCHER_DELIVERIES, due, after=0.3, attempts=2)
+
+    assert waited == 0.4  # the first step at least as long as asked
+
+    async def parked() -> bool:
+        return bool(await list_parked_for(settings, bus))
+
+    await eventually(parked, what="parked")
+    # two attempts were already spent: one more run exhausts both retry steps
+    assert len(runs) == 1
+    assert runs[0] - started >= 0.35
+    assert [p.reason for p in await list_parked_for(settings, bus)] == ["exhausted"]
