@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     qdrant_url: str | None = None
     embedding_model_dir: Path | None = None
+    # matching: score = vector weight x similarity + skills weight x skill overlap
+    match_weight_vector: float = Field(default=0.7, ge=0, le=1)
+    match_weight_skills: float = Field(default=0.3, ge=0, le=1)
+    # below this nobody hears of a match, whatever their own minimum
+    match_threshold: float = Field(default=0.5, ge=0, le=1)
+    # jobs older than this are not matched to new résumés
+    match_max_age_days: int = Field(default=30, ge=1)
+    # a re-match is announced again (score_improved) once its score rose this much
+    match_improved_by: float = Field(default=0.05, gt=0, le=1)
+    # how many nearest neighbours a new job or résumé scores
+    match_candidates: int = Field(default=1000, ge=1, le=100_000)
     secret_key: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8000"
 

@@ -1,32 +1,348 @@
-"""Matcher handlers. Scoring and publishing matches arrive with the matching issue;
-for now a job is stored so there is something to match against."""
+"""The matcher's handlers: a job finds its people, a résumé finds its jobs, a saved
+search re-runs on its tick; deletions remove rows and vectors.
+
+Every announcement is decided and published inside one transaction: the match rows
+commit only after the broker confirmed the ``match.found`` events, whose ids derive
+from the match and its score, so a crash in between repeats an event the dispatcher
+already knows rather than losing one.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import asyncpg
+import numpy as np
 import structlog
 
-from shared.events import Event, JobClosed, JobPosted
+from shared.bus import Bus
+from shared.db import Connection
+from shared.errors import Retry
+from shared.events import (
+    AlertDeleted,
+    AlertSaved,
+    Event,
+    JobClosed,
+    JobPosted,
+    MatchFound,
+    ResumeDeleted,
+    ResumeUpserted,
+    Tick,
+    UserDeleted,
+    derived_id,
+    new_event,
+)
+from shared.settings import Settings
 
-from . import jobs
+from . import alerts, jobs, matches, resumes
+from .embedding import Embedder
+from .index import VectorIndex
+from .scoring import JobFacts, Scored, Seeker, Weights, passes_filters, score
+from .searching import JOBS, RESUMES, job_payload, jobs_near, resume_payload, seekers_near
+from .skills import SkillExtractor
 
 log = structlog.get_logger("herald.matcher")
+SOURCE = "herald/matcher"
 
 
 @dataclass(frozen=True)
 class MatcherDeps:
     pool: asyncpg.Pool
+    bus: Bus
+    settings: Settings
+    embedder: Embedder
+    index: VectorIndex
+    skills: SkillExtractor
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    @property
+    def weights(self) -> Weights:
+        s = self.settings
+        return Weights(vector=s.match_weight_vector, skills=s.match_weight_skills)
+
+    @property
+    def max_age(self) -> timedelta:
+        return timedelta(days=self.settings.match_max_age_days)
+
+
+def job_text(job: JobPosted) -> str:
+    return f"{job.title}\n{job.company}\n{job.description}"
+
+
+def resume_text(resume: ResumeUpserted) -> str:
+    return f"{resume.title}\n{resume.text}" if resume.title else resume.text
+
+
+def facts(job: JobPosted, skills: Sequence[str]) -> JobFacts:
+    return JobFacts(
+        job_id=job.job_id,
+        title=job.title,
+        company=job.company,
+        location=job.location,
+        remote=job.remote,
+        salary_min=job.salary_min,
+        salary_max=job.salary_max,
+        job_type=job.job_type.value,
+        posted_at=job.posted_at,
+        skills=frozenset(skills),
+    )
+
+
+# -- jobs ---------------------------------------------------------------------------
 
 
 async def on_job_posted(event: Event[JobPosted], deps: MatcherDeps) -> None:
+    job = event.data
+    skills = deps.skills.merge(deps.skills.extract(job_text(job)), job.skills)
+    vector = (await deps.embedder.embed([job_text(job)]))[0]
     async with deps.pool.acquire() as conn:
-        changed = await jobs.upsert_job(conn, event.data, event.time)
-    log.info("job_stored", job_id=event.data.job_id, changed=changed)
+        if not await jobs.upsert_job(conn, job, event.time, skills):
+            log.info("job_unchanged", job_id=job.job_id, reason="an older event")
+            return
+        original = await jobs.original_of(conn, job, within=deps.max_age)
+    if job.expires_at is not None and job.expires_at <= deps.clock():
+        await deps.index.delete(JOBS, [job.job_id])
+        return
+    await deps.index.upsert(JOBS, [(job.job_id, vector, job_payload(job, skills, original))])
+    job_facts = facts(job, sorted(skills))
+    hits = await seekers_near(deps.index, vector, job, limit=deps.settings.match_candidates)
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await jobs.mark_indexed(conn, job.job_id, original)
+        floors = await resumes.min_scores(conn, [h.seeker.user_id for h in hits])
+        candidates = []
+        for hit in hits:
+            scored = _scored(deps, hit.similarity, hit.seeker, job_facts, floors)
+            if scored is not None:
+                candidates.append((hit.seeker.user_id, scored))
+        await _announce(
+            conn,
+            deps,
+            [(user_id, job.job_id, scored) for user_id, scored in candidates],
+            same_job={job.job_id: original} if original else None,
+            correlation_id=event.correlation_id,
+        )
+    log.info(
+        "job_matched",
+        job_id=job.job_id,
+        candidates=len(hits),
+        matched=len(candidates),
+        repost_of=original,
+    )
 
 
 async def on_job_closed(event: Event[JobClosed], deps: MatcherDeps) -> None:
     async with deps.pool.acquire() as conn:
         closed = await jobs.close_job(conn, event.data.job_id, event.time)
+    if closed is None:
+        # job.closed overtook its job.posted (both on this queue, handled at once)
+        raise Retry(f"job {event.data.job_id!r} is not known yet")
+    await deps.index.delete(JOBS, [event.data.job_id])
     log.info("job_closed", job_id=event.data.job_id, changed=closed)
+
+
+# -- résumés ------------------------------------------------------------------------
+
+
+async def on_resume_upserted(event: Event[ResumeUpserted], deps: MatcherDeps) -> None:
+    resume = event.data
+    skills = deps.skills.merge(deps.skills.extract(resume_text(resume)), resume.skills)
+    vector = (await deps.embedder.embed([resume_text(resume)]))[0]
+    async with deps.pool.acquire() as conn:
+        if not await resumes.upsert_resume(conn, resume, skills, event.time):
+            log.info("resume_unchanged", user_id=resume.user_id, reason="an older event")
+            return
+    await deps.index.upsert(RESUMES, [(resume.user_id, vector, resume_payload(resume, skills))])
+    now = deps.clock()
+    seeker = Seeker(
+        user_id=resume.user_id,
+        location=resume.location,
+        remote_ok=resume.remote_ok,
+        desired_salary=resume.desired_salary,
+        skills=frozenset(skills),
+    )
+    hits = await jobs_near(
+        deps.index,
+        vector,
+        seeker,
+        posted_after=now - deps.max_age,
+        limit=deps.settings.match_candidates,
+    )
+    async with deps.pool.acquire() as conn, conn.transaction():
+        floors = await resumes.min_scores(conn, [resume.user_id])
+        found = [
+            (resume.user_id, hit.job.job_id, scored)
+            for hit in hits
+            if not hit.repost
+            and (scored := _scored(deps, hit.similarity, seeker, hit.job, floors)) is not None
+        ]
+        await _announce(conn, deps, found, correlation_id=event.correlation_id)
+    log.info("resume_matched", user_id=resume.user_id, candidates=len(hits), matched=len(found))
+
+
+async def on_resume_deleted(event: Event[ResumeDeleted], deps: MatcherDeps) -> None:
+    await _forget(deps, event.data.user_id, alerts_too=False)
+
+
+async def on_user_deleted(event: Event[UserDeleted], deps: MatcherDeps) -> None:
+    await _forget(deps, event.data.user_id, alerts_too=True)
+
+
+async def _forget(deps: MatcherDeps, user_id: str, *, alerts_too: bool) -> None:
+    # the vector first: a crash after it leaves rows a redelivery removes
+    await deps.index.delete(RESUMES, [user_id])
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await resumes.delete_resume(conn, user_id)
+        await matches.forget_user(conn, user_id)
+        if alerts_too:
+            await alerts.delete_for_user(conn, user_id)
+    log.info("seeker_forgotten", user_id=user_id, alerts=alerts_too)
+
+
+# -- alerts -------------------------------------------------------------------------
+
+
+async def on_alert_saved(event: Event[AlertSaved], deps: MatcherDeps) -> None:
+    async with deps.pool.acquire() as conn:
+        saved = await alerts.save(conn, event.data, event.time)
+    log.info("alert_saved", alert_id=event.data.alert_id, changed=saved)
+
+
+async def on_alert_deleted(event: Event[AlertDeleted], deps: MatcherDeps) -> None:
+    async with deps.pool.acquire() as conn:
+        await alerts.delete(conn, event.data.alert_id, event.data.user_id)
+
+
+async def on_tick(event: Event[Tick], deps: MatcherDeps) -> None:
+    schedule = event.data.schedule
+    if schedule == "hourly":
+        async with deps.pool.acquire() as conn:
+            gone = await jobs.expired(conn)
+        if gone:
+            await deps.index.delete(JOBS, gone)
+            log.info("expired_jobs_removed", count=len(gone))
+        return
+    frequency = "daily" if schedule == "daily" else "weekly"
+    async with deps.pool.acquire() as conn:
+        due = await alerts.due(conn, frequency)
+    for alert in due:
+        await run_alert(deps, alert, event.data.slot, event.correlation_id)
+
+
+async def run_alert(
+    deps: MatcherDeps, alert: alerts.Alert, slot: datetime, correlation_id: str
+) -> int:
+    """Announce the jobs new to ``alert``; how many."""
+    since = alert.last_run_at or slot - (
+        timedelta(days=1) if alert.frequency == "daily" else timedelta(days=7)
+    )
+    async with deps.pool.acquire() as conn, conn.transaction():
+        found = dict(await alerts.candidate_jobs(conn, alert, since))
+        fresh = await alerts.record_hits(conn, alert.alert_id, list(found))
+        similarity = await _similarities(deps, alert.query_text, {j: found[j] for j in fresh})
+        await _publish(
+            deps,
+            [
+                matches.Announce(
+                    matches.match_id(alert.user_id, job_id),
+                    alert.user_id,
+                    job_id,
+                    round(max(0.0, min(1.0, similarity.get(job_id, 0.0))), 4),
+                    "new_match",
+                )
+                for job_id in fresh
+            ],
+            {},
+            correlation_id,
+            reason="alert",
+            id_parts=(alert.alert_id,),
+        )
+        await alerts.ran(conn, alert.alert_id, slot)
+    log.info("alert_ran", alert_id=alert.alert_id, new_jobs=len(fresh))
+    return len(fresh)
+
+
+async def _similarities(deps: MatcherDeps, query: str, texts: dict[str, str]) -> dict[str, float]:
+    """How close each job is to the alert's keywords (its match score)."""
+    if not texts or not query:
+        return dict.fromkeys(texts, 1.0)
+    vectors = await deps.embedder.embed([query, *texts.values()])
+    return {
+        job_id: float(np.dot(vectors[0], v)) for job_id, v in zip(texts, vectors[1:], strict=True)
+    }
+
+
+# -- deciding and announcing ----------------------------------------------------------
+
+
+def _scored(
+    deps: MatcherDeps,
+    similarity: float,
+    seeker: Seeker,
+    job: JobFacts,
+    floors: dict[str, float],
+) -> Scored | None:
+    if passes_filters(seeker, job, now=deps.clock(), max_age_days=None) is not None:
+        return None
+    scored = score(similarity, seeker, job, deps.weights)
+    floor = max(deps.settings.match_threshold, floors.get(seeker.user_id, 0.0))
+    return scored if scored.score >= floor else None
+
+
+async def _announce(
+    conn: Connection,
+    deps: MatcherDeps,
+    found: list[tuple[str, str, Scored]],
+    *,
+    correlation_id: str,
+    same_job: dict[str, str] | None = None,
+) -> None:
+    explained = {(user_id, job_id): s for user_id, job_id, s in found}
+    decided = await matches.decide(
+        conn,
+        [matches.Candidate(u, j, s.score) for u, j, s in found],
+        improved_by=deps.settings.match_improved_by,
+        same_job=same_job,
+    )
+    await _publish(deps, decided, explained, correlation_id)
+
+
+async def _publish(
+    deps: MatcherDeps,
+    decided: list[matches.Announce],
+    explained: dict[tuple[str, str], Scored],
+    correlation_id: str,
+    *,
+    reason: Literal["alert"] | None = None,
+    id_parts: tuple[str, ...] = (),
+) -> None:
+    events = []
+    for a in decided:
+        why = explained.get((a.user_id, a.job_id))
+        payload = MatchFound(
+            match_id=a.match_id,
+            user_id=a.user_id,
+            job_id=a.job_id,
+            score=a.score,
+            score_parts=dict(why.parts) if why else {},
+            matched_skills=sorted(why.matched_skills) if why else [],
+            missing_skills=sorted(why.missing_skills) if why else [],
+            reason=reason or a.reason,
+        )
+        events.append(
+            new_event(
+                payload,
+                source=SOURCE,
+                # the same announcement always has the same id, so a repeat after a
+                # crash is recognised downstream
+                id=derived_id(
+                    "match.found", a.match_id, payload.reason, f"{a.score:.4f}", *id_parts
+                ),
+                subject=a.user_id,
+                correlation_id=correlation_id,
+            )
+        )
+    await asyncio.gather(*(deps.bus.publish(e) for e in events))

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from shared.db import Connection
 from shared.events import JobPosted
 
 
-async def upsert_job(conn: Connection, job: JobPosted, as_of: datetime) -> bool:
+async def upsert_job(
+    conn: Connection, job: JobPosted, as_of: datetime, skill_set: Iterable[str] = ()
+) -> bool:
     """Store a posted or updated job; an event older than the stored row changes
-    nothing (events on one queue can still arrive out of order after a retry).
-    Returns whether the row changed."""
+    nothing (events on one queue can still arrive out of order after a retry), the
+    same event again does (so a redelivery finishes what a crash interrupted).
+    Returns whether the row was written."""
     changed = await conn.fetchval(
         """INSERT INTO jobs (job_id, title, company, description, location, remote,
                              salary_min, salary_max, currency, job_type, url, skills,
-                             posted_at, expires_at, as_of)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                             posted_at, expires_at, as_of, skill_set)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
            ON CONFLICT (job_id) DO UPDATE SET
                title = EXCLUDED.title, company = EXCLUDED.company,
                description = EXCLUDED.description, location = EXCLUDED.location,
@@ -24,8 +29,8 @@ async def upsert_job(conn: Connection, job: JobPosted, as_of: datetime) -> bool:
                salary_max = EXCLUDED.salary_max, currency = EXCLUDED.currency,
                job_type = EXCLUDED.job_type, url = EXCLUDED.url, skills = EXCLUDED.skills,
                posted_at = EXCLUDED.posted_at, expires_at = EXCLUDED.expires_at,
-               as_of = EXCLUDED.as_of
-           WHERE jobs.as_of < EXCLUDED.as_of
+               as_of = EXCLUDED.as_of, skill_set = EXCLUDED.skill_set
+           WHERE jobs.as_of <= EXCLUDED.as_of
            RETURNING true""",
         job.job_id,
         job.title,
@@ -42,15 +47,78 @@ async def upsert_job(conn: Connection, job: JobPosted, as_of: datetime) -> bool:
         job.posted_at,
         job.expires_at,
         as_of,
+        sorted(set(skill_set) | set(job.skills)),
     )
     return bool(changed)
 
 
-async def close_job(conn: Connection, job_id: str, as_of: datetime) -> bool:
-    closed = await conn.fetchval(
-        """UPDATE jobs SET closed_at = $2, as_of = $2
-           WHERE job_id = $1 AND closed_at IS NULL AND as_of <= $2 RETURNING true""",
+async def close_job(conn: Connection, job_id: str, as_of: datetime) -> bool | None:
+    """Close a job: True if this closed it, False if it was closed already (or a
+    newer event reopened it), None if the job is not known (yet)."""
+    row = await conn.fetchrow(
+        """WITH closed AS (
+               UPDATE jobs SET closed_at = $2, as_of = $2
+               WHERE job_id = $1 AND closed_at IS NULL AND as_of <= $2 RETURNING 1)
+           SELECT EXISTS (SELECT 1 FROM closed) AS closed,
+                  EXISTS (SELECT 1 FROM jobs WHERE job_id = $1) AS known""",
         job_id,
         as_of,
     )
-    return bool(closed)
+    assert row is not None
+    return bool(row["closed"]) if row["known"] else None
+
+
+async def expired(conn: Connection) -> list[str]:
+    """Jobs past their expiry that are still indexed; they leave the index."""
+    rows = await conn.fetch(
+        """UPDATE jobs SET indexed_at = NULL
+           WHERE expires_at <= now() AND indexed_at IS NOT NULL RETURNING job_id"""
+    )
+    return [r["job_id"] for r in rows]
+
+
+async def mark_indexed(conn: Connection, job_id: str, repost_of: str | None) -> None:
+    await conn.execute(
+        "UPDATE jobs SET indexed_at = now(), repost_of = $2 WHERE job_id = $1", job_id, repost_of
+    )
+
+
+async def original_of(
+    conn: Connection, job: JobPosted, *, within: timedelta, threshold: float = 0.8
+) -> str | None:
+    """The job this one reposts, if any: an open job of the same company, posted
+    within ``within`` before it, with the same location and a near-identical title
+    and text (word-shingle overlap at least ``threshold``)."""
+    rows = await conn.fetch(
+        """SELECT job_id, repost_of, title, description FROM jobs
+           WHERE lower(company) = lower($1) AND job_id <> $2 AND closed_at IS NULL
+             AND coalesce(lower(location), '') = coalesce(lower($3), '')
+             AND posted_at BETWEEN $4::timestamptz - $5::interval AND $4::timestamptz
+           ORDER BY posted_at""",
+        job.company,
+        job.job_id,
+        job.location,
+        job.posted_at,
+        within,
+    )
+    title, text = _shingles(job.title, 1), _shingles(job.description, 3)
+    for r in rows:
+        if (
+            _overlap(title, _shingles(r["title"], 1)) >= threshold
+            and _overlap(text, _shingles(r["description"], 3)) >= threshold
+        ):
+            return str(r["repost_of"] or r["job_id"])
+    return None
+
+
+def _shingles(text: str, size: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < size:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def _overlap(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)

@@ -44,6 +44,14 @@ DISPATCHER_DELIVERIES = WorkQueue("dispatcher", "deliveries", ("delivery.due",))
 # Urgent deliveries, consumed apart: slow sends elsewhere never hold them up.
 DISPATCHER_URGENT = WorkQueue("dispatcher", "urgent", ("delivery.urgent",))
 MATCHER_JOBS = WorkQueue("matcher", "jobs", ("job.posted", "job.updated", "job.closed"))
+# Who is looking: résumés, saved searches, and erasure.
+MATCHER_SEEKERS = WorkQueue(
+    "matcher",
+    "seekers",
+    ("resume.upserted", "resume.deleted", "alert.saved", "alert.deleted", "user.deleted"),
+)
+# The clock: alerts re-run daily or weekly, expired jobs leave the index hourly.
+MATCHER_TICKS = WorkQueue("matcher", "ticks", ("tick.hourly", "tick.daily", "tick.weekly"))
 
 ALL_QUEUES: tuple[WorkQueue, ...] = (
     DISPATCHER_NOTIFICATIONS,
@@ -51,4 +59,6 @@ ALL_QUEUES: tuple[WorkQueue, ...] = (
     DISPATCHER_DELIVERIES,
     DISPATCHER_URGENT,
     MATCHER_JOBS,
+    MATCHER_SEEKERS,
+    MATCHER_TICKS,
 )

@@ -3,6 +3,8 @@
 from ._envelope import CONTENT_TYPE, Event, derived_id, describe, new_event, parse_event
 from ._payloads import (
     ALL_PAYLOADS,
+    AlertDeleted,
+    AlertSaved,
     ApplicationStatus,
     ApplicationStatusChanged,
     DeliveryDue,
@@ -32,6 +34,8 @@ from ._payloads import (
 __all__ = [
     "ALL_PAYLOADS",
     "CONTENT_TYPE",
+    "AlertDeleted",
+    "AlertSaved",
     "ApplicationStatus",
     "ApplicationStatusChanged",
     "DeliveryDue",

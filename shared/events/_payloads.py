@@ -102,11 +102,12 @@ class JobPosted(Payload):
     title: str = Field(min_length=1, max_length=512)
     company: str = Field(min_length=1, max_length=512)
     description: str = Field(max_length=200_000)
-    location: str | None
+    # nullable fields default to null: events travel without their null fields
+    location: str | None = None
     remote: bool
-    salary_min: float | None = Field(ge=0)
-    salary_max: float | None = Field(ge=0)
-    currency: str | None = Field(max_length=3)
+    salary_min: float | None = Field(default=None, ge=0)
+    salary_max: float | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, max_length=3)
     job_type: JobType
     url: AnyHttpUrl
     posted_at: AwareDatetime
@@ -121,6 +122,26 @@ class JobUpdated(JobPosted):
 class JobClosed(Payload):
     event_type = "job.closed"
     job_id: str = NonEmpty
+
+
+class AlertSaved(Payload):
+    """A saved search ("job alert"): re-run on its tick, each job announced once."""
+
+    event_type = "alert.saved"
+    alert_id: str = NonEmpty
+    user_id: str = NonEmpty
+    keywords: list[str] = Field(default_factory=list, max_length=20)
+    location: str | None = Field(default=None, max_length=256)
+    remote: bool | None = None
+    salary_floor: float | None = Field(default=None, ge=0)
+    job_types: list[JobType] = Field(default_factory=list)
+    frequency: Literal["daily", "weekly"] = "daily"
+
+
+class AlertDeleted(Payload):
+    event_type = "alert.deleted"
+    alert_id: str = NonEmpty
+    user_id: str = NonEmpty
 
 
 class ApplicationStatusChanged(Payload):
@@ -240,6 +261,8 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     JobPosted,
     JobUpdated,
     JobClosed,
+    AlertSaved,
+    AlertDeleted,
     ApplicationStatusChanged,
     MeetingScheduled,
     MeetingCancelled,

@@ -12,6 +12,7 @@ from shared.errors import InvalidEvent
 from shared.events import (
     ALL_PAYLOADS,
     JobPosted,
+    JobType,
     RequestNotification,
     Tick,
     UserSignedUp,
@@ -147,3 +148,23 @@ def test_job_posted_needs_a_real_url_and_a_known_job_type() -> None:
         parse_event(envelope("job.posted", {**job, "url": "not a url"}))
     with pytest.raises(InvalidEvent, match=r"data\.job_type"):
         parse_event(envelope("job.posted", {**job, "job_type": "gig"}))
+
+
+def test_a_job_with_no_place_and_no_salary_survives_the_wire() -> None:
+    """Null fields are left out of the JSON; reading it back must not miss them."""
+    job = JobPosted(
+        job_id="j-1",
+        title="Remote Python developer",
+        company="Acme",
+        description="...",
+        location=None,
+        remote=True,
+        salary_min=None,
+        salary_max=None,
+        currency=None,
+        job_type=JobType.CONTRACT,
+        url="https://jobs.example.com/1",  # type: ignore[arg-type]
+        posted_at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+    )
+    back = parse_event(new_event(job, source="tests").to_json()).data
+    assert back == job

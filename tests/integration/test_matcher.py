@@ -1,0 +1,351 @@
+"""The matcher in-process with the real model, the embedded index, the real broker
+and database: a job reaches the right people and not the wrong ones, explanations
+are right, deletions really delete, alerts fire once per job, reposts are not
+announced twice, and a rising score is announced once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.matcher import model_files
+from services.matcher.app import matcher_deps, subscribe
+from services.matcher.handlers import MatcherDeps
+from services.matcher.searching import RESUMES
+from shared.bus import Bus
+from shared.events import (
+    AlertSaved,
+    Event,
+    JobClosed,
+    JobPosted,
+    JobType,
+    MatchFound,
+    Payload,
+    ResumeDeleted,
+    ResumeUpserted,
+    Tick,
+    UserDeleted,
+    new_event,
+)
+from shared.runner import Runtime
+from shared.settings import Settings
+from tests.support import eventually
+
+PYTHON_CV = (
+    "Backend engineer with seven years of Python, Django and PostgreSQL. Built REST APIs, "
+    "asyncio services and data pipelines; Docker and Kubernetes in production; mentoring "
+    "junior developers; on call for a payments platform."
+)
+NURSE_CV = (
+    "Registered nurse with ten years on a surgical ward: patient assessment, wound care, "
+    "medication administration, triage in the emergency department, electronic health "
+    "records, teaching student nurses."
+)
+PYTHON_JOB = (
+    "We are hiring a senior backend engineer to build our Python services: Django, "
+    "PostgreSQL, REST APIs, asyncio, Docker and Kubernetes. You will design data "
+    "pipelines, review code and mentor the team."
+)
+
+
+# one assembled model for every test (the embedder is cached per directory)
+MODEL = model_files.assemble(model_files.default_model_dir(Path(__file__).parents[2] / "var"))
+
+
+@dataclass
+class Matcher:
+    bus: Bus
+    deps: MatcherDeps
+    found: list[Event[MatchFound]]
+
+    async def send(self, data: Payload, *, at: datetime | None = None) -> Event[Any]:
+        event = new_event(data, source="tests", time=at) if at else new_event(data, source="tests")
+        await self.bus.publish(event)
+        return event
+
+    def matches_for(self, user_id: str) -> list[MatchFound]:
+        return [e.data for e in self.found if e.data.user_id == user_id]
+
+
+@pytest.fixture
+async def matcher(
+    settings: Settings, pool: asyncpg.Pool, bus_factory: Callable[..., Bus]
+) -> AsyncIterator[Callable[..., Awaitable[Matcher]]]:
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(**overrides: Any) -> Matcher:
+            s = settings.model_copy(
+                update={"match_threshold": 0.45, "embedding_model_dir": MODEL, **overrides}
+            )
+            bus = bus_factory("matcher")
+            runtime = Runtime("matcher", s, bus.metrics, bus, pool)
+            deps = await stack.enter_async_context(matcher_deps(runtime))
+            subscribe(runtime, deps)
+            found: list[Event[MatchFound]] = []
+
+            async def collect(event: Event[MatchFound]) -> None:
+                found.append(event)
+
+            observer = bus_factory("observer")
+            observer.subscribe("matches", {"match.found": collect})
+            await observer.start(wait=10)
+            await bus.start(wait=10)
+            return Matcher(observer, deps, found)
+
+        yield start
+
+
+def user() -> str:
+    return f"u-{uuid.uuid4().hex[:10]}"
+
+
+def job(**overrides: Any) -> JobPosted:
+    values: dict[str, Any] = {
+        "job_id": f"j-{uuid.uuid4().hex[:10]}",
+        "title": "Senior Backend Engineer (Python)",
+        # its own company each time: an identical posting of the same company is a repost
+        "company": f"Acme Payments {uuid.uuid4().hex[:6]}",
+        "description": PYTHON_JOB,
+        "location": "Berlin",
+        "remote": False,
+        "salary_min": 70_000,
+        "salary_max": 90_000,
+        "currency": "EUR",
+        "job_type": JobType.FULL_TIME,
+        "url": "https://jobs.example.com/1",
+        "posted_at": datetime.now(UTC) - timedelta(hours=1),
+    }
+    values.update(overrides)
+    return JobPosted(**values)
+
+
+def resume(user_id: str, text: str = PYTHON_CV, **overrides: Any) -> ResumeUpserted:
+    return ResumeUpserted(user_id=user_id, text=text, **overrides)
+
+
+async def test_a_job_reaches_the_right_people_and_not_the_wrong_ones(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher()
+    berlin, paris, remote_paris, nurse, expensive = user(), user(), user(), user(), user()
+    seekers = [
+        resume(berlin, location="Berlin", remote_ok=False, skills=["Go"]),
+        resume(paris, location="Paris", remote_ok=False),
+        resume(remote_paris, location="Paris", remote_ok=True),
+        resume(nurse, NURSE_CV, location="Berlin"),
+        resume(expensive, location="Berlin", desired_salary=150_000),
+    ]
+    for r in seekers:
+        await m.send(r)
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT count(*) = 5 FROM resumes WHERE user_id = ANY($1)", [r.user_id for r in seekers]
+        ),
+        timeout=60,
+        what="résumés stored",
+    )
+    onsite = job()
+    await m.send(onsite)
+    await eventually(lambda: bool(m.matches_for(berlin)), timeout=30, what="the Berlin match")
+    await asyncio.sleep(1.0)  # anything wrong would have arrived with it
+
+    got = m.matches_for(berlin)
+    assert len(got) == 1
+    match = got[0]
+    assert match.job_id == onsite.job_id
+    assert match.reason == "new_match"
+    # the explanation: its parts make the score, skills it saw on both sides
+    assert abs(sum(match.score_parts.values()) - match.score) < 0.01
+    assert "python" in match.matched_skills
+    assert "django" in match.matched_skills
+    assert "go" not in match.matched_skills
+    # on-site in Berlin: not for Paris (remote or not), not for the nurse, not for
+    # someone whose salary floor is above the range
+    for other in (paris, remote_paris, nurse, expensive):
+        assert m.matches_for(other) == [], other
+
+    # a remote job reaches the remote-friendly seeker in Paris too
+    anywhere = job(remote=True, location=None, url="https://jobs.example.com/2")
+    await m.send(anywhere)
+    await eventually(lambda: bool(m.matches_for(remote_paris)), timeout=30, what="the remote match")
+    assert m.matches_for(paris) == []
+
+
+async def test_a_new_resume_finds_open_jobs_and_the_same_pair_keeps_its_match_id(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher()
+    open_job, closed_job = job(), job(url="https://jobs.example.com/3")
+    for j in (open_job, closed_job):
+        await m.send(j)
+    await m.send(JobClosed(job_id=closed_job.job_id))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT closed_at IS NOT NULL FROM jobs WHERE job_id = $1", closed_job.job_id
+        ),
+        timeout=30,
+        what="job closed",
+    )
+    seeker = user()
+    await m.send(resume(seeker, location="Berlin"))
+    await eventually(lambda: bool(m.matches_for(seeker)), timeout=30, what="a match")
+    await asyncio.sleep(1.0)
+    assert [x.job_id for x in m.matches_for(seeker)] == [open_job.job_id]
+    first_id = m.matches_for(seeker)[0].match_id
+
+    # the same résumé again, a little richer: same pair, same id, nothing new to say
+    await m.send(resume(seeker, PYTHON_CV + " Also FastAPI.", location="Berlin"))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT text LIKE '%FastAPI%' FROM resumes WHERE user_id = $1", seeker
+        ),
+        what="résumé updated",
+    )
+    await asyncio.sleep(1.0)
+    ids = {x.match_id for x in m.matches_for(seeker)}
+    assert ids == {first_id}
+
+
+async def test_a_rising_score_is_announced_once_as_score_improved(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher(match_improved_by=0.02, match_threshold=0.2)
+    seeker = user()
+    weak = "Backend developer. Some Python. Mostly PHP and WordPress sites for small shops."
+    await m.send(resume(seeker, weak, location="Berlin"))
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM resumes WHERE user_id = $1", seeker),
+        what="résumé stored",
+    )
+    posted = job()
+    await m.send(posted)
+    await eventually(lambda: bool(m.matches_for(seeker)), timeout=30, what="first match")
+    # a much closer résumé: the same pair scores higher
+    await m.send(resume(seeker, PYTHON_CV, location="Berlin"))
+    await eventually(lambda: len(m.matches_for(seeker)) == 2, timeout=30, what="the improvement")
+    # and once more with the same text: nothing new
+    await m.send(resume(seeker, PYTHON_CV + " ", location="Berlin"))
+    await asyncio.sleep(1.5)
+    reasons = [x.reason for x in m.matches_for(seeker)]
+    assert reasons == ["new_match", "score_improved"]
+    assert len({x.match_id for x in m.matches_for(seeker)}) == 1
+    assert m.matches_for(seeker)[1].score > m.matches_for(seeker)[0].score
+
+
+async def test_a_repost_under_a_new_id_is_not_announced_again(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher()
+    seeker = user()
+    await m.send(resume(seeker, location="Berlin"))
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM resumes WHERE user_id = $1", seeker),
+        what="résumé stored",
+    )
+    original = job()
+    await m.send(original)
+    await eventually(lambda: bool(m.matches_for(seeker)), timeout=30, what="first match")
+    repost = job(
+        company=original.company,
+        title="Senior Backend Engineer - Python",
+        description=PYTHON_JOB + " Apply today!",
+        url="https://jobs.example.com/again",
+        posted_at=original.posted_at + timedelta(minutes=30),
+    )
+    await m.send(repost)
+    await eventually(
+        lambda: pool.fetchval("SELECT repost_of FROM jobs WHERE job_id = $1", repost.job_id),
+        timeout=30,
+        what="the repost recognised",
+    )
+    await asyncio.sleep(1.0)
+    assert [x.job_id for x in m.matches_for(seeker)] == [original.job_id]
+
+
+async def test_deleting_a_resume_or_user_removes_rows_and_vectors(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher()
+    gone, erased = user(), user()
+    for u in (gone, erased):
+        await m.send(resume(u, location="Berlin"))
+    await m.send(
+        AlertSaved(alert_id=f"a-{erased}", user_id=erased, keywords=["python"], frequency="daily")
+    )
+    await m.send(job())
+    await eventually(
+        lambda: len(m.matches_for(gone)) == 1 and len(m.matches_for(erased)) == 1,
+        timeout=30,
+        what="both matched",
+    )
+    index = m.deps.index
+    assert await index.count(RESUMES) >= 2
+
+    await m.send(ResumeDeleted(user_id=gone))
+    await m.send(UserDeleted(user_id=erased))
+
+    async def erased_everywhere() -> bool:
+        rows = await pool.fetchval(
+            """SELECT (SELECT count(*) FROM resumes WHERE user_id = ANY($1))
+                    + (SELECT count(*) FROM matches WHERE user_id = ANY($1))
+                    + (SELECT count(*) FROM alerts WHERE user_id = ANY($1))""",
+            [gone, erased],
+        )
+        return bool(rows == 0)
+
+    await eventually(erased_everywhere, timeout=30, what="rows erased")
+    assert await index.count(RESUMES) == 0
+
+
+async def test_an_alert_fires_once_per_job(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher()
+    seeker = user()
+    # the database is shared with other tests' jobs: a word only this test's use
+    marker = f"zq{uuid.uuid4().hex[:8]}"
+    alert = AlertSaved(
+        alert_id=f"a-{seeker}",
+        user_id=seeker,
+        keywords=["python", "django", marker],
+        location="Berlin",
+        salary_floor=60_000,
+        job_types=[JobType.FULL_TIME],
+        frequency="daily",
+    )
+    await m.send(alert)
+    text = f"{PYTHON_JOB} Team {marker}."
+    wanted = job(description=text)
+    wrong_type = job(description=text, job_type=JobType.INTERNSHIP)
+    no_django = job(description=f"Python scripting for lab automation, {marker}.")
+    for j in (wanted, wrong_type, no_django):
+        await m.send(j)
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT count(*) = 3 FROM jobs WHERE job_id = ANY($1)",
+            [wanted.job_id, wrong_type.job_id, no_django.job_id],
+        ),
+        timeout=30,
+        what="jobs stored",
+    )
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM alerts WHERE alert_id = $1", alert.alert_id),
+        what="alert stored",
+    )
+    slot = datetime.now(UTC)
+    await m.send(Tick(schedule="daily", slot=slot))
+    alerted = lambda: [x for x in m.matches_for(seeker) if x.reason == "alert"]  # noqa: E731
+    await eventually(lambda: bool(alerted()), timeout=30, what="the alert")
+    # the next day's tick: nothing new
+    await m.send(Tick(schedule="daily", slot=slot + timedelta(days=1)))
+    await asyncio.sleep(1.5)
+    assert [x.job_id for x in alerted()] == [wanted.job_id]
