@@ -48,7 +48,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,7 +55,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
@@ -65,6 +64,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 import httpx
+from _support import free_port, rabbit_queues, sigterm_as_interrupt
 
 from shared.bus import Bus
 from shared.endpoints import create_endpoint
@@ -412,13 +412,6 @@ async def stop_process(proc: asyncio.subprocess.Process, *, group: bool = False)
     if group:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -966,35 +959,21 @@ async def one_run(cfg: Config, receiver: Receiver, run_no: int) -> dict[str, Sid
     return results
 
 
-def rabbit_queues(prefix: str) -> list[str] | None:
-    try:
-        out = subprocess.run(
-            ["rabbitmqctl", "-q", "list_queues", "name", "--no-table-headers"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return [q.strip() for q in out.splitlines() if q.strip().startswith(prefix)]
-
-
 def computed_queues(namespace: str) -> list[str]:
     """The names the dispatcher declares with default settings (when rabbitmqctl
     cannot list them)."""
+    from services.dispatcher.app import DEFER_STEPS
     from shared.bus import QueueNames, catalog
     from shared.settings import Settings
 
     s = Settings()
-    defer = (1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 1800.0)  # services.dispatcher.app.DEFER_STEPS
     names = []
     for wq in catalog.ALL_QUEUES:
         if wq.service != "dispatcher":
             continue
         delays = set(s.retry_delays)
-        if wq is catalog.DISPATCHER_DELIVERIES:
-            delays = set(s.delivery_retry_delays) | set(defer)
+        if wq in (catalog.DISPATCHER_DELIVERIES, catalog.DISPATCHER_URGENT):
+            delays = set(s.delivery_retry_delays) | set(DEFER_STEPS)
         names.extend(QueueNames.of(namespace, wq.service, wq.concern).all(sorted(delays)))
     return names
 
@@ -1114,20 +1093,6 @@ async def run(cfg: Config) -> None:
             report(cfg, runs)
     finally:
         receiver.stop()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """A SIGTERM unwinds like Ctrl-C, so the clean-up in ``finally`` runs."""
-
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main() -> None:

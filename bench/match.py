@@ -69,7 +69,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -77,7 +76,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -89,6 +88,7 @@ import asyncpg
 import httpx
 import numpy as np
 import numpy.typing as npt
+from _support import free_port, rabbit_queues, sigterm_as_interrupt
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from fastembed import TextEmbedding
 from tokenizers import Tokenizer
@@ -408,13 +408,6 @@ async def own_embeddings(embedder: Embedder, jobs: list[JobPosted]) -> dict[str,
 
 
 # -- processes, figures ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -813,20 +806,6 @@ def describe(run_no: int, r: RunResult, per_job: bool) -> str:
 # -- clean-up --------------------------------------------------------------------------------
 
 
-def rabbit_queues(prefix: str) -> list[str] | None:
-    try:
-        out = subprocess.run(
-            ["rabbitmqctl", "-q", "list_queues", "name", "--no-table-headers"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return [q.strip() for q in out.splitlines() if q.strip().startswith(prefix)]
-
-
 def computed_queues(namespace: str) -> list[str]:
     """The names the matcher declares (when rabbitmqctl cannot list them)."""
     delays = Settings().retry_delays  # the matcher reads the same environment
@@ -995,20 +974,6 @@ async def run(cfg: Config) -> None:
         report(cfg, runs, texts, Settings().match_candidates)
     finally:
         embedder.close()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """A SIGTERM unwinds like Ctrl-C, so the clean-up in ``finally`` runs."""
-
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main() -> None:
