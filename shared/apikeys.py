@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from shared.db import Connection
 
 KEY_PREFIX = "hk_"
-SCOPES = frozenset({"events:publish", "admin"})
+SCOPES = frozenset({"events:write", "admin"})
+# the scope's first name: keys created with it keep working, new ones get the new name
+ALIASES = {"events:publish": "events:write"}
+
+
+def canonical_scopes(scopes: list[str] | frozenset[str]) -> frozenset[str]:
+    return frozenset(ALIASES.get(s, s) for s in scopes)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ def _hash(key: str) -> bytes:
 
 
 async def create_api_key(conn: Connection, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    scopes = sorted(canonical_scopes(scopes))
     unknown = set(scopes) - SCOPES
     if unknown or not scopes:
         raise ValueError(f"unknown scopes {sorted(unknown)}; choose from {sorted(SCOPES)}")
@@ -56,4 +63,4 @@ async def verify_api_key(conn: Connection, key: str) -> ApiKey | None:
     )
     if row is None:
         return None
-    return ApiKey(row["id"], row["name"], frozenset(row["scopes"]))
+    return ApiKey(row["id"], row["name"], canonical_scopes(row["scopes"]))

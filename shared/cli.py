@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import aio_pika
 import asyncpg
 
-from shared.apikeys import SCOPES, create_api_key
+from shared.apikeys import ALIASES, SCOPES, create_api_key
 from shared.bus import catalog, list_parked, replay_parked
 from shared.db import ensure_database, migrate
 from shared.endpoints import ENDPOINT_TYPES, UnknownUser, create_endpoint
@@ -167,7 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     apikey = sub.add_parser("apikey", help="manage API keys")
     apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
     create = apikey_sub.add_parser("create")
-    create.add_argument("--scope", action="append", required=True, choices=sorted(SCOPES))
+    create.add_argument(
+        "--scope", action="append", required=True, choices=sorted(SCOPES | set(ALIASES))
+    )
     create.add_argument("--name", default="cli")
 
     endpoint = sub.add_parser("endpoint", help="manage a user's channel endpoints")

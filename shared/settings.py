@@ -98,6 +98,19 @@ class Settings(BaseSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # End users' bearer tokens: HS256 signed with secret_key, or, when a JWKS URL is
+    # set, RS256 signed by one of its keys (an identity provider's).
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    # requests per minute per caller and route (shared by every gateway replica)
+    gateway_rate_per_minute: int = Field(default=60, ge=1)
+    # routes that send, erase, replay or change channels
+    gateway_sensitive_rate_per_minute: int = Field(default=10, ge=1)
+    # POST /v1/events, per API key: systems publish far more than people click
+    gateway_ingest_rate_per_minute: int = Field(default=1200, ge=1)
+    # largest request body, except event ingestion (5 MiB)
+    gateway_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     metrics_host: str = "127.0.0.1"
     scheduler_metrics_port: int = 9101
     matcher_metrics_port: int = 9102

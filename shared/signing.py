@@ -1,16 +1,26 @@
 """Signed tokens for links in messages (one-click unsubscribe), keyed by
-``HERALD_SECRET_KEY`` so any replica of any service can make and check them."""
+``HERALD_SECRET_KEY`` so any replica of any service can make and check them.
+
+An unsubscribe token carries its expiry (``<unix time>:<user id>``, signed): the
+end of the day it was made plus ``UNSUBSCRIBE_DAYS``, so every e-mail of one day
+carries the same link and an old leaked link stops working.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import time
 
 from shared.settings import Settings
 
 
 class BadToken(ValueError):
+    pass
+
+
+class ExpiredToken(BadToken):
     pass
 
 
@@ -48,6 +58,8 @@ def unsign(secret: str, purpose: str, token: str) -> str:
 
 
 UNSUBSCRIBE = "unsubscribe"
+UNSUBSCRIBE_DAYS = 90
+DAY = 86_400
 
 
 def _secret(settings: Settings) -> str:
@@ -55,12 +67,20 @@ def _secret(settings: Settings) -> str:
     return settings.secret_key.get_secret_value()
 
 
-def unsubscribe_url(settings: Settings, user_id: str) -> str:
+def unsubscribe_url(settings: Settings, user_id: str, *, now: float | None = None) -> str:
     """The one-click unsubscribe link for ``user_id``'s e-mail (RFC 8058)."""
-    token = sign(_secret(settings), UNSUBSCRIBE, user_id)
+    today = int((time.time() if now is None else now) // DAY)
+    expires = (today + 1 + UNSUBSCRIBE_DAYS) * DAY
+    token = sign(_secret(settings), UNSUBSCRIBE, f"{expires}:{user_id}")
     return f"{settings.public_url.rstrip('/')}/v1/unsubscribe/{token}"
 
 
-def unsubscribing_user(settings: Settings, token: str) -> str:
-    """Whose unsubscribe link ``token`` is; ``BadToken`` if it is not one of ours."""
-    return unsign(_secret(settings), UNSUBSCRIBE, token)
+def unsubscribing_user(settings: Settings, token: str, *, now: float | None = None) -> str:
+    """Whose unsubscribe link ``token`` is; ``BadToken`` if it is not one of ours,
+    ``ExpiredToken`` (a ``BadToken``) if it was but is too old."""
+    expires, sep, user_id = unsign(_secret(settings), UNSUBSCRIBE, token).partition(":")
+    if not sep or not expires.isdigit():
+        raise BadToken("malformed token")
+    if (time.time() if now is None else now) >= int(expires):
+        raise ExpiredToken("expired")
+    return user_id

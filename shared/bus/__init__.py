@@ -3,7 +3,7 @@ that acks, retries with back-off and parks (DESIGN §2)."""
 
 from . import catalog
 from ._backoff import retry_step
-from ._bus import MAX_PRIORITY, PRIORITY_LEVELS, Bus, Handler
+from ._bus import MAX_PRIORITY, PRIORITY_LEVELS, Bus, Handler, Listener
 from ._headers import (
     ATTEMPT,
     LAST_ERROR,
@@ -13,7 +13,14 @@ from ._headers import (
     PARKED_REASON,
     REPLAYED,
 )
-from ._parking import ParkedMessage, list_parked, replay_parked
+from ._parking import (
+    ParkedMessage,
+    QueueStats,
+    delete_parked,
+    list_parked,
+    queue_stats,
+    replay_parked,
+)
 from ._topology import QueueNames, exchange_name, topic_matches
 
 __all__ = [
@@ -28,11 +35,15 @@ __all__ = [
     "REPLAYED",
     "Bus",
     "Handler",
+    "Listener",
     "ParkedMessage",
     "QueueNames",
+    "QueueStats",
     "catalog",
+    "delete_parked",
     "exchange_name",
     "list_parked",
+    "queue_stats",
     "replay_parked",
     "retry_step",
     "topic_matches",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -92,6 +93,17 @@ class Subscription:
         )
 
 
+# What a listener gets: a parsed event, no ack, no retry (see ``Bus.listen``).
+Listener = Callable[[Event[Any]], Awaitable[None]]
+
+
+@dataclass
+class Listening:
+    bindings: tuple[str, ...]
+    callback: Listener
+    max_length: int
+
+
 class Bus:
     def __init__(
         self,
@@ -112,6 +124,7 @@ class Bus:
         self.prefetch = prefetch
         self.publish_timeout = publish_timeout
         self._subscriptions: list[Subscription] = []
+        self._listeners: list[Listening] = []
         self._connected = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._idle = asyncio.Event()
@@ -174,6 +187,26 @@ class Bus:
             )
         )
         return names
+
+    def listen(
+        self, bindings: Sequence[str], callback: Listener, *, max_length: int = 10_000
+    ) -> None:
+        """Hear every event of ``bindings`` published while connected, on a queue of
+        this process's own (exclusive, deleted with its connection, re-made on each
+        reconnect). For live views, not work: nothing is acked, retried or parked,
+        and what is published while disconnected is never heard. A slow listener
+        loses the oldest events beyond ``max_length``. Call before ``start``."""
+        if self._supervisor is not None:
+            raise RuntimeError("listen before start")
+        self._listeners.append(Listening(tuple(bindings), callback, max_length))
+
+    @property
+    def connection(self) -> AbstractConnection:
+        """The live broker connection, for inspection (queue depths, parked
+        messages) on channels of the caller's own; ``BusUnavailable`` if there is none."""
+        if self._connection is None or not self._connected.is_set():
+            raise BusUnavailable("not connected to the broker")
+        return self._connection
 
     @property
     def queues(self) -> list[str]:
@@ -328,6 +361,40 @@ class Bus:
             )
             if self._accepting:
                 sub.consumer_tag = await sub.queue.consume(_bind(self._on_message, sub))
+        for listening in self._listeners:
+            await self._open_listener(connection, listening, on_channel_closed)
+
+    async def _open_listener(
+        self,
+        connection: AbstractConnection,
+        listening: Listening,
+        on_channel_closed: Callable[..., None],
+    ) -> None:
+        channel = await connection.channel()
+        channel.close_callbacks.add(on_channel_closed)
+        exchange = await declare_exchange(channel, self.namespace)
+        queue = await channel.declare_queue(
+            # named for the operator who sees it in a listing; unique per connection
+            f"{self.namespace}.{self.service}.live.{uuid.uuid4().hex[:12]}",
+            exclusive=True,
+            auto_delete=True,
+            arguments={"x-max-length": listening.max_length, "x-overflow": "drop-head"},
+        )
+        for key in listening.bindings:
+            await queue.bind(exchange, routing_key=key)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                event = parse_event(message.body)
+            except InvalidEvent as exc:
+                log.info("listener_skipped_invalid_event", error=exc.reason)
+                return
+            try:
+                await listening.callback(event)
+            except Exception as exc:
+                log.warning("listener_failed", error=f"{type(exc).__name__}: {exc}")
+
+        await queue.consume(on_message, no_ack=True, exclusive=True)
 
     async def _cancel_consumers(self) -> None:
         for sub in self._subscriptions:

@@ -1,4 +1,5 @@
-"""Inspect and replay parking queues (``herald parked list|replay``).
+"""Inspect, replay and delete parked messages (``herald parked``, the gateway's
+operations routes), and read queue depths.
 
 Listing takes messages without acking them and then closes the channel, which hands
 them all back to the queue in their original order: nothing moves.
@@ -107,3 +108,51 @@ async def replay_parked(
         await channel.close()
     await publisher.close()
     return replayed
+
+
+async def delete_parked(
+    connection: AbstractConnection,
+    queues: Sequence[str],
+    *,
+    event_id: str | None = None,
+    limit: int = 1000,
+) -> list[ParkedMessage]:
+    """Drop parked messages for good (all, or the one with ``event_id``)."""
+    deleted: list[ParkedMessage] = []
+    for queue in queues:
+        channel = await _existing(connection, queue)
+        if channel is None:
+            continue
+        q = await channel.get_queue(queue, ensure=False)
+        while len(deleted) < limit and (message := await q.get(no_ack=False, fail=False)):
+            parked = _describe(queue, message)
+            if event_id is not None and parked.event_id != event_id:
+                continue  # left unacked: returns to the parking queue on close
+            await message.ack()
+            deleted.append(parked)
+        await channel.close()
+    return deleted
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queue: str
+    messages: int
+    consumers: int
+
+
+async def queue_stats(connection: AbstractConnection, queues: Sequence[str]) -> list[QueueStats]:
+    """Depth and consumer count of each queue that exists (a passive declare: the
+    broker's own figures, no management plugin needed); missing ones are left out."""
+    found: list[QueueStats] = []
+    for queue in queues:
+        channel = await _existing(connection, queue)
+        if channel is None:
+            continue
+        declared = await channel.declare_queue(queue, passive=True)
+        result = declared.declaration_result
+        found.append(
+            QueueStats(queue, int(result.message_count or 0), int(result.consumer_count or 0))
+        )
+        await channel.close()
+    return found

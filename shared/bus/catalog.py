@@ -53,6 +53,9 @@ MATCHER_SEEKERS = WorkQueue(
 # The clock: alerts re-run daily or weekly, expired jobs leave the index hourly.
 MATCHER_TICKS = WorkQueue("matcher", "ticks", ("tick.hourly", "tick.daily", "tick.weekly"))
 
+# The gateway's own rows about a user (saved searches) go with user.deleted.
+GATEWAY_USERS = WorkQueue("gateway", "users", ("user.deleted",))
+
 ALL_QUEUES: tuple[WorkQueue, ...] = (
     DISPATCHER_NOTIFICATIONS,
     DISPATCHER_USERS,
@@ -61,4 +64,5 @@ ALL_QUEUES: tuple[WorkQueue, ...] = (
     MATCHER_JOBS,
     MATCHER_SEEKERS,
     MATCHER_TICKS,
+    GATEWAY_USERS,
 )
