@@ -9,6 +9,10 @@ import asyncpg
 from shared.bus import Bus
 from shared.metrics import ServiceMetrics
 from shared.settings import Settings
+from shared.url_guard import UrlGuard
+
+from .auth import TokenVerifier
+from .live import LiveHub
 
 
 @dataclass(frozen=True)
@@ -17,3 +21,8 @@ class GatewayState:
     pool: asyncpg.Pool
     bus: Bus
     metrics: ServiceMetrics
+    tokens: TokenVerifier
+    # users' URLs (webhooks, chat webhooks) must reach public addresses only
+    url_guard: UrlGuard
+    # this replica's open live streams, fed from the bus
+    hub: LiveHub

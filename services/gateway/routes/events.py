@@ -1,15 +1,20 @@
 """``POST /v1/events``: CloudEvents ingestion for systems that do not speak AMQP.
 
-Structured mode (``application/cloudevents+json`` or ``application/json``) takes one
-event; batched mode (``application/cloudevents-batch+json``) takes a JSON array.
-Every event is validated before any is published; an event id seen before is
-acknowledged but not published again.
+Three modes of the CloudEvents HTTP binding: structured (``application/cloudevents+json``,
+or ``application/json`` without ``ce-`` headers) takes one event as a JSON document;
+binary (``ce-specversion``, ``ce-id``, ``ce-source``, ``ce-type``... headers, the body
+being the event's JSON ``data``) takes one event; batched
+(``application/cloudevents-batch+json``) takes a JSON array. Every event is validated
+before any is published; an event id seen before is acknowledged but not published
+again. Needs an API key with the ``events:write`` scope.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 import asyncpg
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
@@ -20,7 +25,8 @@ from shared.db import first_time
 from shared.errors import InvalidEvent
 from shared.events import Event, Payload, parse_event
 
-from ..dependencies import State, require_scope
+from ..dependencies import State, limited, require_scope
+from ..ratelimit import Policy
 from ..state import GatewayState
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -68,6 +74,25 @@ def _decode(raw: bytes, batch: bool) -> list[dict[str, Any]]:
     return items
 
 
+def _binary_event(headers: Mapping[str, str], raw: bytes, media: str) -> dict[str, Any]:
+    """The event that binary mode spreads over ``ce-*`` headers and the body."""
+    event: dict[str, Any] = {
+        name[3:].lower(): unquote(value)
+        for name, value in headers.items()
+        if name.lower().startswith("ce-") and len(name) > 3
+    }
+    if media not in ("application/json", "text/json") and not media.endswith("+json"):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "binary mode takes JSON data (application/json)"
+        )
+    try:
+        event["data"] = json.loads(raw) if raw else None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON: {exc}") from exc
+    event["datacontenttype"] = "application/json"
+    return event
+
+
 def _validate(items: list[dict[str, Any]], correlation_id: str | None) -> list[Event[Payload]]:
     events, problems = [], []
     for index, item in enumerate(items):
@@ -104,23 +129,40 @@ async def _ingest_one(state: GatewayState, event: Event[Payload]) -> bool:
     response_model=IngestResult,
     status_code=status.HTTP_202_ACCEPTED,
     responses={200: {"description": "every event was a duplicate"}},
+    dependencies=limited(Policy.INGEST),
 )
 async def ingest_events(
     request: Request,
     response: Response,
     state: State,
-    _key: Annotated[ApiKey, Depends(require_scope("events:publish"))],
+    _key: Annotated[ApiKey, Depends(require_scope("events:write"))],
     content_type: Annotated[str, Header()] = "application/cloudevents+json",
     x_correlation_id: Annotated[str | None, Header(max_length=256)] = None,
 ) -> IngestResult:
     media = content_type.split(";")[0].strip().lower()
-    if media not in ("application/cloudevents+json", "application/json", BATCH_CONTENT_TYPE):
+    binary = "ce-specversion" in request.headers
+    if binary and media in ("application/cloudevents+json", BATCH_CONTENT_TYPE):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "ce- headers belong to binary mode, not to a structured body",
+        )
+    if not binary and media not in (
+        "application/cloudevents+json",
+        "application/json",
+        BATCH_CONTENT_TYPE,
+    ):
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            "send application/cloudevents+json or application/cloudevents-batch+json",
+            "send application/cloudevents+json, application/cloudevents-batch+json, "
+            "or JSON data with ce- headers (binary mode)",
         )
     body = await _read_body(request)
-    events = _validate(_decode(body, media == BATCH_CONTENT_TYPE), x_correlation_id)
+    items = (
+        [_binary_event(request.headers, body, media)]
+        if binary
+        else _decode(body, media == BATCH_CONTENT_TYPE)
+    )
+    events = _validate(items, x_correlation_id)
     result = IngestResult(accepted=[], duplicates=[])
     for event in events:
         try:

@@ -9,26 +9,38 @@ links in mail and must not unsubscribe anyone.
 from __future__ import annotations
 
 import html
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from shared import signing
 
-from ..dependencies import State
+from ..dependencies import State, rate_limit_by_client
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["unsubscribe"])
+
+Token = Annotated[str, Path(max_length=1024, description="the signed token from the link")]
 
 
 def _user(state: State, token: str) -> str:
     try:
         return signing.unsubscribing_user(state.settings, token)
+    except signing.ExpiredToken as exc:
+        raise HTTPException(
+            status.HTTP_410_GONE,
+            "this unsubscribe link has expired: use the one in a recent e-mail, "
+            "or change your preferences in the app",
+        ) from exc
     except signing.BadToken as exc:
-        raise HTTPException(400, f"this unsubscribe link is not valid: {exc}") from exc
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"this unsubscribe link is not valid: {exc}"
+        ) from exc
 
 
-@router.get("/{token}", response_class=HTMLResponse)
-async def confirm(token: str, state: State) -> HTMLResponse:
+# public (the signed token is the credential): limited per client address
+@router.get("/{token}", response_class=HTMLResponse, dependencies=[Depends(rate_limit_by_client())])
+async def confirm(token: Token, state: State) -> HTMLResponse:
     _user(state, token)
     action = html.escape(f"/v1/unsubscribe/{token}")
     return HTMLResponse(
@@ -40,8 +52,10 @@ async def confirm(token: str, state: State) -> HTMLResponse:
     )
 
 
-@router.post("/{token}", response_class=PlainTextResponse)
-async def unsubscribe(token: str, state: State) -> PlainTextResponse:
+@router.post(
+    "/{token}", response_class=PlainTextResponse, dependencies=[Depends(rate_limit_by_client())]
+)
+async def unsubscribe(token: Token, state: State) -> PlainTextResponse:
     user_id = _user(state, token)
     # Idempotent, and silent about whether the user still exists: a link from an
     # old message must not reveal anything.

@@ -1,0 +1,25 @@
+"""What the gateway does with events it consumes (``gateway.users``)."""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+
+from shared.events import Event, UserDeleted
+
+from .ratelimit import KEY_PREFIX
+
+log = structlog.get_logger("herald.gateway")
+
+
+async def on_user_deleted(event: Event[UserDeleted], pool: asyncpg.Pool) -> None:
+    """Erasure: the gateway's own rows about the user (their saved searches and
+    rate-limit buckets). Everything else about them belongs to the other services,
+    which hear the same event."""
+    user_id = event.data.user_id
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM user_alerts WHERE user_id = $1", user_id)
+        await conn.execute(
+            "DELETE FROM rate_limits WHERE starts_with(key, $1)", f"{KEY_PREFIX}u:{user_id}:"
+        )
+    log.info("user_erased", user_id=user_id)

@@ -1,0 +1,265 @@
+"""``/v1/me/channels``: where the calling user is reached besides e-mail and the inbox.
+
+A webhook gets a generated ``whsec_`` secret, shown once in the ``201`` answer (the
+receiver checks signatures with it, per Standard Webhooks). Discord, Slack and Teams
+take their incoming-webhook URL, Telegram a chat id. Every URL is checked against
+SSRF before it is stored (its host must resolve to public addresses only, unless
+``HERALD_ALLOW_PRIVATE_URLS`` exempts them); the dispatcher checks again at every
+connection. Chat webhook URLs are credentials, so listings show them masked.
+
+A test send publishes a ``notification.requested`` limited to the endpoint's channel
+type, which the dispatcher delivers like any other notification (so it reaches every
+enabled endpoint of that type the user has).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+import asyncpg
+from fastapi import APIRouter, Body, HTTPException, Path, Response, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.endpoints import create_endpoint
+from shared.errors import Retry
+from shared.events import RequestNotification, new_event
+from shared.url_guard import UnsafeUrl
+
+from ..dependencies import CurrentUser, State, limited
+from ..ratelimit import Policy
+
+router = APIRouter(prefix="/v1/me/channels", tags=["channels"])
+
+MAX_ENDPOINTS = 20
+BUILT_IN = frozenset({"email", "inapp"})
+MASKED = frozenset({"discord", "slack", "teams"})
+TELEGRAM_CHAT = r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$"
+
+
+class NewChannel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["webhook", "discord", "slack", "teams", "telegram"]
+    url: str | None = Field(default=None, min_length=8, max_length=2048)
+    chat_id: str | None = Field(default=None, pattern=TELEGRAM_CHAT)
+
+    @model_validator(mode="after")
+    def _target_fits_type(self) -> NewChannel:
+        if self.type == "telegram":
+            if self.chat_id is None or self.url is not None:
+                raise ValueError("a telegram channel takes a chat_id and no url")
+        elif self.url is None or self.chat_id is not None:
+            raise ValueError(f"a {self.type} channel takes a url and no chat_id")
+        return self
+
+
+class ChannelChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+
+
+class Channel(BaseModel):
+    id: uuid.UUID
+    type: str
+    enabled: bool
+    # why Herald switched it off (permanent failures, a gone webhook); null when on
+    disabled_reason: str | None
+    # chat webhook URLs are credentials: shown as scheme://host/… after creation
+    url: str | None
+    chat_id: str | None
+    # the e-mail channel's address
+    address: str | None
+    created_at: datetime
+
+
+class CreatedChannel(Channel):
+    # a webhook's signing secret, shown only in this answer
+    secret: str | None
+
+
+class TestSend(BaseModel):
+    event_id: str
+
+
+def _masked(type_: str, url: str | None) -> str | None:
+    if url is None or type_ not in MASKED:
+        return url
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}/…"
+
+
+def _channel(row: asyncpg.Record) -> Channel:
+    return Channel(
+        id=row["id"],
+        type=row["type"],
+        enabled=row["enabled"],
+        disabled_reason=row["disabled_reason"],
+        url=_masked(row["type"], row["url"]),
+        chat_id=row["chat_id"],
+        address=row["address"],
+        created_at=row["created_at"],
+    )
+
+
+_COLUMNS = "id, type, enabled, disabled_reason, url, chat_id, address, created_at"
+ChannelId = Annotated[uuid.UUID, Path(description="the channel endpoint's id")]
+
+
+def _not_found() -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, "no such channel")
+
+
+async def _known_user(state: State, user_id: str) -> None:
+    if not await state.pool.fetchval("SELECT true FROM users WHERE user_id = $1", user_id):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            "Herald does not know this user yet: the product publishes user.signed_up first",
+        )
+
+
+async def _check_url(state: State, url: str) -> None:
+    # the reason given never names the address a host resolved to: the answer must
+    # not become a way to map the internal network
+    try:
+        await state.url_guard.check(url)
+    except UnsafeUrl as exc:
+        parts = urlsplit(url)
+        detail = (
+            "the URL must be http(s) with a host"
+            if parts.scheme not in ("http", "https") or not parts.hostname
+            else "the URL must point to a public address"
+        )
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
+    except Retry as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "the URL's host cannot be resolved"
+        ) from exc
+
+
+@router.get("", response_model=list[Channel], dependencies=limited())
+async def list_channels(user_id: CurrentUser, state: State) -> list[Channel]:
+    rows = await state.pool.fetch(
+        f"SELECT {_COLUMNS} FROM channel_endpoints WHERE user_id = $1 ORDER BY created_at, id",
+        user_id,
+    )
+    return [_channel(r) for r in rows]
+
+
+@router.post(
+    "",
+    response_model=CreatedChannel,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=limited(Policy.SENSITIVE),
+)
+async def add_channel(
+    user_id: CurrentUser, state: State, new: Annotated[NewChannel, Body()]
+) -> CreatedChannel:
+    await _known_user(state, user_id)
+    if new.url is not None:
+        await _check_url(state, new.url)
+    async with state.pool.acquire() as conn, conn.transaction():
+        # serialises one user's concurrent additions, so the cap holds
+        await conn.execute("SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE", user_id)
+        count = await conn.fetchval(
+            "SELECT count(*) FROM channel_endpoints WHERE user_id = $1 AND type <> ALL($2)",
+            user_id,
+            list(BUILT_IN),
+        )
+        if count >= MAX_ENDPOINTS:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"at most {MAX_ENDPOINTS} channels per user"
+            )
+        endpoint = await create_endpoint(conn, user_id, new.type, url=new.url, chat_id=new.chat_id)
+        row = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM channel_endpoints WHERE id = $1", endpoint.id
+        )
+    assert row is not None
+    return CreatedChannel(**_channel(row).model_dump(), secret=endpoint.secret)
+
+
+@router.patch("/{channel_id}", response_model=Channel, dependencies=limited(Policy.SENSITIVE))
+async def change_channel(
+    channel_id: ChannelId,
+    user_id: CurrentUser,
+    state: State,
+    change: Annotated[ChannelChange, Body()],
+) -> Channel:
+    """Switch a channel on or off; switching on clears a failure streak that made
+    Herald disable it."""
+    row = await state.pool.fetchrow(
+        f"""UPDATE channel_endpoints
+            SET enabled = $3,
+                consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures END,
+                disabled_reason = CASE WHEN $3 THEN NULL ELSE 'switched off by the user' END
+            WHERE id = $1 AND user_id = $2
+            RETURNING {_COLUMNS}""",
+        channel_id,
+        user_id,
+        change.enabled,
+    )
+    if row is None:
+        raise _not_found()
+    return _channel(row)
+
+
+@router.delete(
+    "/{channel_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    dependencies=limited(Policy.SENSITIVE),
+)
+async def remove_channel(channel_id: ChannelId, user_id: CurrentUser, state: State) -> Response:
+    async with state.pool.acquire() as conn, conn.transaction():
+        type_ = await conn.fetchval(
+            "SELECT type FROM channel_endpoints WHERE id = $1 AND user_id = $2 FOR UPDATE",
+            channel_id,
+            user_id,
+        )
+        if type_ is None:
+            raise _not_found()
+        if type_ in BUILT_IN:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                "e-mail and the inbox are built in: switch them off in preferences instead",
+            )
+        await conn.execute("DELETE FROM channel_endpoints WHERE id = $1", channel_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{channel_id}/test",
+    response_model=TestSend,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=limited(Policy.SENSITIVE),
+)
+async def test_channel(channel_id: ChannelId, user_id: CurrentUser, state: State) -> TestSend:
+    """Send a test notification through this channel's type."""
+    row = await state.pool.fetchrow(
+        "SELECT type, enabled FROM channel_endpoints WHERE id = $1 AND user_id = $2",
+        channel_id,
+        user_id,
+    )
+    if row is None:
+        raise _not_found()
+    if not row["enabled"]:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this channel is off: switch it on first")
+    event_id = str(uuid.uuid4())
+    event = new_event(
+        RequestNotification(
+            user_id=user_id,
+            type="test",
+            title="Test notification",
+            body="This is a test notification. If you can read it, this channel reaches you.",
+            channels=[row["type"]],
+            # every test is sent: never taken for a repeat of the previous one
+            dedup_key=f"test:{event_id}",
+            data={"channel_id": str(channel_id)},
+        ),
+        source="herald/gateway",
+        id=event_id,
+    )
+    await state.bus.publish(event)
+    return TestSend(event_id=event.id)

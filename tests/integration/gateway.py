@@ -1,0 +1,118 @@
+"""The gateway served by uvicorn on a free port, in-process, against the test's
+broker namespace and database; and the credentials its callers hold.
+
+Test modules import the fixtures they use from here (``from tests.integration.gateway
+import gateway``), so the shared conftest stays as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+import uvicorn
+
+from services.dispatcher.recipients import record_user
+from services.gateway.app import create_app
+from shared.apikeys import create_api_key
+from shared.runner import EmbeddedServer
+from shared.settings import Settings
+from tests.conftest import delete_topology
+from tests.support import free_port
+
+# high enough that only the tests about rate limits ever meet one
+GENEROUS = {
+    "gateway_rate_per_minute": 100_000,
+    "gateway_sensitive_rate_per_minute": 100_000,
+    "gateway_ingest_rate_per_minute": 100_000,
+}
+
+
+@dataclass
+class Gateway:
+    url: str
+    settings: Settings
+    pool: asyncpg.Pool
+    app: Any
+
+    def token(self, user_id: str, *, ttl: float = 300, **claims: Any) -> str:
+        """A user's bearer JWT, HS256 with the deployment's secret (the default)."""
+        assert self.settings.secret_key is not None
+        payload = {"sub": user_id, "exp": int(time.time() + ttl), **claims}
+        return jwt.encode(payload, self.settings.secret_key.get_secret_value(), "HS256")
+
+    def as_user(self, user_id: str) -> httpx.AsyncClient:
+        return self.client({"Authorization": f"Bearer {self.token(user_id)}"})
+
+    async def api_key(self, *scopes: str) -> str:
+        async with self.pool.acquire() as conn:
+            _, key = await create_api_key(conn, "tests", list(scopes))
+        return key
+
+    async def as_key(self, *scopes: str) -> httpx.AsyncClient:
+        return self.client({"X-API-Key": await self.api_key(*scopes)})
+
+    def client(self, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, headers=headers or {}, timeout=20)
+
+    async def user(self, user_id: str | None = None, *, email: str | None = None) -> str:
+        """A user Herald knows (as ``user.signed_up`` leaves them); their id."""
+        user_id = user_id or f"u-{uuid.uuid4().hex[:10]}"
+        async with self.pool.acquire() as conn:
+            await record_user(conn, user_id, email or f"{user_id}@example.com", "Ada", "UTC", "en")
+        return user_id
+
+
+@pytest.fixture
+async def gateway_factory(
+    settings: Settings, pool: asyncpg.Pool
+) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """Start gateways (each a replica on its own port); all stopped at the end."""
+    started: list[tuple[EmbeddedServer, asyncio.Task[None], Any]] = []
+
+    async def start(**overrides: Any) -> Gateway:
+        s = settings.model_copy(update={**GENEROUS, **overrides})
+        app = create_app(s)
+        port = free_port()
+        server = EmbeddedServer(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=2,
+            )
+        )
+        task = asyncio.create_task(server.serve())
+        started.append((server, task, app))
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the gateway did not start")
+            await asyncio.sleep(0.02)
+        await app.state.herald.bus.start(wait=10)
+        return Gateway(f"http://127.0.0.1:{port}", s, pool, app)
+
+    try:
+        yield start
+    finally:
+        queues: list[str] = []
+        for server, task, app in started:
+            queues += app.state.herald.bus.queues
+            server.should_exit = True
+            await asyncio.wait_for(task, 30)
+        await delete_topology(settings.namespace, queues)
+
+
+@pytest.fixture
+async def gateway(gateway_factory: Callable[..., Awaitable[Gateway]]) -> Gateway:
+    return await gateway_factory()
