@@ -52,12 +52,18 @@ def _describe(queue: str, message: AbstractIncomingMessage) -> ParkedMessage:
 async def _existing(connection: AbstractConnection, queue: str) -> AbstractChannel | None:
     """A channel on which ``queue`` exists, or None (a passive declare of a missing
     queue closes its channel, so each probe gets a channel of its own)."""
+    found = await _probe(connection, queue)
+    return found[0] if found else None
+
+
+async def _probe(connection: AbstractConnection, queue: str) -> tuple[AbstractChannel, int] | None:
+    """A channel on which ``queue`` exists and how many messages it holds now."""
     channel = await connection.channel()
     try:
-        await channel.declare_queue(queue, passive=True)
+        declared = await channel.declare_queue(queue, passive=True)
     except aiormq.exceptions.ChannelNotFoundEntity:
         return None
-    return channel
+    return channel, int(declared.declaration_result.message_count or 0)
 
 
 async def list_parked(
@@ -86,11 +92,20 @@ async def replay_parked(
     replayed: list[ParkedMessage] = []
     publisher = await connection.channel(publisher_confirms=True)
     for queue in queues:
-        channel = await _existing(connection, queue)
-        if channel is None:
+        found = await _probe(connection, queue)
+        if found is None:
             continue
+        channel, present = found
         q = await channel.get_queue(queue, ensure=False)
-        while len(replayed) < limit and (message := await q.get(no_ack=False, fail=False)):
+        # only what was parked when we began: a replayed message that fails again
+        # is parked again behind us and must not be taken a second time
+        taken = 0
+        while (
+            len(replayed) < limit
+            and taken < present
+            and (message := await q.get(no_ack=False, fail=False))
+        ):
+            taken += 1
             parked = _describe(queue, message)
             if event_id is not None and parked.event_id != event_id:
                 continue  # left unacked: returns to the parking queue on close
@@ -120,11 +135,18 @@ async def delete_parked(
     """Drop parked messages for good (all, or the one with ``event_id``)."""
     deleted: list[ParkedMessage] = []
     for queue in queues:
-        channel = await _existing(connection, queue)
-        if channel is None:
+        found = await _probe(connection, queue)
+        if found is None:
             continue
+        channel, present = found
         q = await channel.get_queue(queue, ensure=False)
-        while len(deleted) < limit and (message := await q.get(no_ack=False, fail=False)):
+        taken = 0
+        while (
+            len(deleted) < limit
+            and taken < present
+            and (message := await q.get(no_ack=False, fail=False))
+        ):
+            taken += 1
             parked = _describe(queue, message)
             if event_id is not None and parked.event_id != event_id:
                 continue  # left unacked: returns to the parking queue on close
@@ -146,10 +168,11 @@ async def queue_stats(connection: AbstractConnection, queues: Sequence[str]) -> 
     broker's own figures, no management plugin needed); missing ones are left out."""
     found: list[QueueStats] = []
     for queue in queues:
-        channel = await _existing(connection, queue)
-        if channel is None:
-            continue
-        declared = await channel.declare_queue(queue, passive=True)
+        channel = await connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            continue  # the broker closed the channel with the refusal
         result = declared.declaration_result
         found.append(
             QueueStats(queue, int(result.message_count or 0), int(result.consumer_count or 0))
