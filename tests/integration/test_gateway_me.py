@@ -31,7 +31,7 @@ async def heard(bus_factory: Callable[..., Bus]) -> AsyncIterator[list[Event[Any
     bus = bus_factory("probe")
     bus.listen(["alert.*", "notification.requested"], keep)
     await bus.start(wait=10)
-    yield events
+    return events
 
 
 # -- preferences -------------------------------------------------------------------
@@ -266,12 +266,14 @@ async def test_an_alert_is_kept_and_the_matcher_told(
         deleted = await client.delete(f"/v1/me/alerts/{alert['id']}")
     assert deleted.status_code == 204
     assert [a["name"] for a in listed] == ["Python in Berlin"]
-    assert listed[0]["remote"] is True and listed[0]["frequency"] == "weekly"
+    assert listed[0]["remote"] is True
+    assert listed[0]["frequency"] == "weekly"
     await eventually(lambda: len(heard) == 3, what="saved, saved again, deleted")
     saved, resaved, gone = heard
     assert saved.type == resaved.type == "alert.saved"
     assert gone.type == "alert.deleted"
-    assert saved.data.alert_id == alert["id"] and saved.data.user_id == user
+    assert saved.data.alert_id == alert["id"]
+    assert saved.data.user_id == user
     assert saved.data.keywords == ["python", "django"]
     assert resaved.data.remote is True
     # the matcher keeps only the newest version it hears: times must increase
