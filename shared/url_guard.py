@@ -76,10 +76,13 @@ class UrlGuard:
 
     async def check(self, url: str) -> None:
         """Raise ``UnsafeUrl`` unless every address of the URL's host is allowed."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+            raise UnsafeUrl(f"malformed URL: {exc}") from exc
         if parts.scheme not in ("http", "https"):
             raise UnsafeUrl(f"scheme {parts.scheme!r} is not allowed")
-        host = parts.hostname
         if not host:
             raise UnsafeUrl("URL has no host")
         try:

@@ -118,6 +118,17 @@ def create_app(settings: Settings) -> FastAPI:
             headers={"Retry-After": "5"},
         )
 
+    @app.exception_handler(asyncpg.DataError)
+    @app.exception_handler(OverflowError)
+    async def unstorable_value(_: Request, exc: Exception) -> JSONResponse:
+        # what the database refuses of a caller's input (a NUL in a text, a time out
+        # of its range) is the caller's error, not an outage
+        log.info("unstorable_value", error=type(exc).__name__)
+        return JSONResponse(
+            {"detail": "a value in the request cannot be stored (out of range or not text)"},
+            status_code=422,
+        )
+
     @app.exception_handler(asyncpg.PostgresError)
     @app.exception_handler(asyncpg.InterfaceError)
     @app.exception_handler(OSError)

@@ -126,11 +126,15 @@ async def _check_url(state: State, url: str) -> None:
     try:
         await state.url_guard.check(url)
     except UnsafeUrl as exc:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            well_formed = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            well_formed = False
         detail = (
-            "the URL must be http(s) with a host"
-            if parts.scheme not in ("http", "https") or not parts.hostname
-            else "the URL must point to a public address"
+            "the URL must point to a public address"
+            if well_formed
+            else "the URL must be an http(s) URL with a host"
         )
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
     except Retry as exc:

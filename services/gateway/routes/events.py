@@ -167,6 +167,8 @@ async def ingest_events(
     for event in events:
         try:
             fresh = await _ingest_one(state, event)
+        except asyncpg.DataError:
+            raise  # the event's own values (a NUL in its id): the app answers 422
         except asyncpg.PostgresError as exc:
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE, "database unavailable"

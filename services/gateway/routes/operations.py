@@ -27,7 +27,8 @@ router = APIRouter(
     prefix="/v1", tags=["operations"], dependencies=[Depends(require_scope("admin"))]
 )
 
-QUEUE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,254}$"
+# AMQP names are at most 255 bytes, and ".parked" may be added
+QUEUE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,199}$"
 
 
 class QueueState(BaseModel):
@@ -94,9 +95,16 @@ class Erasure(BaseModel):
 
 
 def _parked_queues(state: GatewayState, queue: str | None) -> list[str]:
+    namespace = state.settings.namespace
     if queue:
+        # deployments may share a broker: an admin of this one reaches only its own
+        if not queue.startswith(f"{namespace}."):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"the queue must be one of this deployment's ({namespace}.*)",
+            )
         return [queue if queue.endswith(".parked") else f"{queue}.parked"]
-    return [q.names(state.settings.namespace).parked for q in catalog.ALL_QUEUES]
+    return [q.names(namespace).parked for q in catalog.ALL_QUEUES]
 
 
 def _parked(messages: list[object]) -> list[Parked]:
