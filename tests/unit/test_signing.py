@@ -9,7 +9,14 @@ import pytest
 from pydantic import SecretStr
 
 from shared.settings import Settings
-from shared.signing import BadToken, sign, unsign, unsubscribe_url, unsubscribing_user
+from shared.signing import (
+    BadToken,
+    ExpiredToken,
+    sign,
+    unsign,
+    unsubscribe_url,
+    unsubscribing_user,
+)
 
 SECRET = "test-secret-key-0123456789abcdef"
 PURPOSE = "unsubscribe"
@@ -167,3 +174,26 @@ def test_an_unsubscribe_token_from_another_deployment_is_refused() -> None:
 def test_a_token_signed_for_another_purpose_does_not_unsubscribe() -> None:
     with pytest.raises(BadToken):
         unsubscribing_user(_settings(), sign(SECRET, "verify-email", "u1"))
+
+
+def test_an_unsubscribe_link_expires_after_its_validity() -> None:
+    settings = _settings()
+    made = 1_800_000_000.0
+    token = unsubscribe_url(settings, "u1", now=made).rsplit("/", 1)[1]
+    assert unsubscribing_user(settings, token, now=made + 89 * 86_400) == "u1"
+    with pytest.raises(ExpiredToken):
+        unsubscribing_user(settings, token, now=made + 92 * 86_400)
+
+
+def test_links_made_the_same_day_are_the_same_link() -> None:
+    settings = _settings()
+    day_start = 1_800_000_000 - 1_800_000_000 % 86_400
+    first = unsubscribe_url(settings, "u1", now=day_start + 10)
+    assert unsubscribe_url(settings, "u1", now=day_start + 86_000) == first
+    assert unsubscribe_url(settings, "u1", now=day_start + 86_400) != first
+
+
+def test_a_token_without_an_expiry_is_refused() -> None:
+    # the format before links expired: a bare user id, signed
+    with pytest.raises(BadToken):
+        unsubscribing_user(_settings(), sign(SECRET, PURPOSE, "u1"))
