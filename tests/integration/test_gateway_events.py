@@ -1,0 +1,125 @@
+"""Event ingestion over HTTP in the CloudEvents binding's three modes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from shared.bus import Bus
+from shared.events import Event
+from tests.integration.gateway import Gateway, gateway, gateway_factory
+from tests.support import eventually
+
+__all__ = ["gateway", "gateway_factory"]
+
+STRUCTURED = {"content-type": "application/cloudevents+json"}
+
+
+@pytest.fixture
+async def published(bus_factory: Callable[..., Bus]) -> AsyncIterator[list[Event[Any]]]:
+    events: list[Event[Any]] = []
+
+    async def keep(event: Event[Any]) -> None:
+        events.append(event)
+
+    bus = bus_factory("probe")
+    bus.listen(["user.*", "notification.requested"], keep)
+    await bus.start(wait=10)
+    yield events
+    await bus.stop(1)
+
+
+def binary_headers(**attributes: str) -> dict[str, str]:
+    return {"content-type": "application/json"} | {
+        f"ce-{name}": value for name, value in attributes.items()
+    }
+
+
+async def test_binary_mode_events_are_published_like_structured_ones(
+    gateway: Gateway, published: list[Event[Any]]
+) -> None:
+    data = {"user_id": "ada", "type": "note", "title": "Hi", "body": "there"}
+    async with await gateway.as_key("events:write") as system:
+        answer = await system.post(
+            "/v1/events",
+            content=json.dumps(data),
+            headers=binary_headers(
+                specversion="1.0",
+                id="bin-1",
+                source="my-board",
+                type="notification.requested",
+                subject="ada",
+                correlationid="trace%2042",  # header values are percent-encoded
+            ),
+        )
+        again = await system.post(
+            "/v1/events",
+            content=json.dumps(data),
+            headers=binary_headers(
+                specversion="1.0", id="bin-1", source="my-board", type="notification.requested"
+            ),
+        )
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"accepted": ["bin-1"], "duplicates": []}
+    assert again.status_code == 200  # the same id again: acknowledged, not republished
+    assert again.json() == {"accepted": [], "duplicates": ["bin-1"]}
+    await eventually(lambda: len(published) == 1, what="the event on the bus")
+    await asyncio.sleep(0.3)
+    (event,) = published
+    assert event.id == "bin-1"
+    assert event.source == "my-board"
+    assert event.subject == "ada"
+    assert event.correlation_id == "trace 42"
+    assert event.data.title == "Hi"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        # no id
+        (binary_headers(specversion="1.0", source="s", type="user.deleted"), {"user_id": "u"}, 422),
+        # the data breaks its schema
+        (binary_headers(specversion="1.0", id="x", source="s", type="user.deleted"), {}, 422),
+        # binary mode carries JSON data only
+        (
+            {
+                "content-type": "text/plain",
+                "ce-specversion": "1.0",
+                "ce-id": "x",
+                "ce-source": "s",
+                "ce-type": "user.deleted",
+            },
+            {"user_id": "u"},
+            415,
+        ),
+        # ce- headers on a structured body are a mix-up, not an event
+        ({**STRUCTURED, "ce-specversion": "1.0"}, {"user_id": "u"}, 400),
+    ],
+)
+async def test_bad_binary_events_get_precise_answers(
+    gateway: Gateway, headers: dict[str, str], body: dict[str, Any], status: int
+) -> None:
+    async with await gateway.as_key("events:write") as system:
+        answer = await system.post("/v1/events", content=json.dumps(body), headers=headers)
+    assert answer.status_code == status, answer.text
+
+
+async def test_a_batch_is_accepted_whole(gateway: Gateway, published: list[Event[Any]]) -> None:
+    batch = [
+        {"specversion": "1.0", "id": f"b-{n}", "source": "s", "type": "user.deleted",
+         "data": {"user_id": f"u{n}"}}
+        for n in range(3)
+    ]  # fmt: skip
+    async with await gateway.as_key("events:write") as system:
+        answer = await system.post(
+            "/v1/events",
+            content=json.dumps(batch),
+            headers={"content-type": "application/cloudevents-batch+json"},
+        )
+    assert answer.status_code == 202
+    assert answer.json()["accepted"] == ["b-0", "b-1", "b-2"]
+    await eventually(lambda: len(published) == 3, what="three events on the bus")
