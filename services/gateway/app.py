@@ -23,6 +23,7 @@ from shared.url_guard import UrlGuard
 from . import handlers, ratelimit
 from .auth import TokenVerifier
 from .live import LiveHub
+from .metrics import GatewayMetrics, RecordRequests
 from .protection import ContainErrors, LimitBodySize
 from .routes import (
     alerts,
@@ -53,12 +54,15 @@ async def _sweep_buckets(pool: asyncpg.Pool) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    metrics = ServiceMetrics("gateway")
+    http_metrics = GatewayMetrics(metrics)
+    hub = LiveHub()
+    http_metrics.count_sessions(lambda: hub.sessions)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        metrics = ServiceMetrics("gateway")
         pool = await open_database(settings)
         bus = make_bus(settings, "gateway", metrics)
-        hub = LiveHub()
         hub.attach(pool)
 
         async def user_deleted(event: Event[Any]) -> None:
@@ -105,9 +109,11 @@ def create_app(settings: Settings) -> FastAPI:
     def body_limit(path: str) -> int:
         return events.MAX_BODY_BYTES if path == "/v1/events" else settings.gateway_max_body_bytes
 
-    # the last added runs first: errors are contained around everything else
+    # the last added runs first: errors are contained around everything else, and
+    # what they become is counted
     app.add_middleware(LimitBodySize, limit_for=body_limit)
     app.add_middleware(ContainErrors)
+    app.add_middleware(RecordRequests, metrics=http_metrics)
 
     @app.exception_handler(BusUnavailable)
     async def bus_unavailable(_: Request, exc: BusUnavailable) -> JSONResponse:

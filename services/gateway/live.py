@@ -41,6 +41,10 @@ class LiveHub:
     def attach(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @property
+    def sessions(self) -> int:
+        return sum(len(s) for s in self._sessions.values())
+
     def sessions_of(self, user_id: str) -> int:
         return len(self._sessions.get(user_id, ()))
 

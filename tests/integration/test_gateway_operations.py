@@ -204,3 +204,19 @@ async def _email_enabled(gateway: Gateway, user: str) -> bool:
             "SELECT email_enabled FROM preferences WHERE user_id = $1", user
         )
     )
+
+
+async def test_metrics_count_requests_by_route_template(gateway: Gateway) -> None:
+    user = await gateway.user()
+    async with gateway.as_user(user) as client:
+        await client.get("/v1/me/preferences")
+        await client.get("/v1/me/alerts/00000000-0000-0000-0000-000000000001")
+    async with gateway.client() as client:
+        exposition = (await client.get("/metrics")).text
+    assert (
+        'herald_http_requests_total{method="GET",route="/v1/me/preferences",'
+        'service="gateway",status="200"} 1.0'
+    ) in exposition
+    assert 'route="/v1/me/alerts/{alert_id}"' in exposition
+    assert "00000000-0000-0000-0000-000000000001" not in exposition
+    assert 'herald_live_sessions{service="gateway"} 0.0' in exposition
