@@ -122,6 +122,6 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
 
 @pytest.fixture
 def api_key(platform: Platform) -> str:
-    result = platform.herald("apikey", "create", "--scope", "events:publish")
+    result = platform.herald("apikey", "create", "--scope", "events:write")
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.integration.gateway import Gateway, gateway, gateway_factory
 from tests.receivers import Receiver, Reply
+from tests.support import free_port
 
 __all__ = ["gateway", "gateway_factory"]
 
@@ -143,3 +144,18 @@ async def test_a_bearer_api_key_works_like_the_header(gateway: Gateway) -> None:
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         answer = await client.get("/v1/admin/queues", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 200
+
+
+async def test_an_unreachable_identity_provider_is_a_503_not_a_401(
+    gateway_factory: Callable[..., Awaitable[Gateway]],
+) -> None:
+    # nothing listens there: the keys cannot be fetched, which says nothing about the token
+    gw = await gateway_factory(jwt_jwks_url=f"http://127.0.0.1:{free_port()}/jwks.json")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(
+        {"sub": "ada", "exp": int(time.time()) + 60}, key, "RS256", headers={"kid": "k1"}
+    )
+    async with gw.client({"Authorization": f"Bearer {token}"}) as client:
+        answer = await client.get("/v1/me/preferences")
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
