@@ -32,8 +32,8 @@ State = Annotated[GatewayState, Depends(get_state)]
 
 # auto_error=False: a missing credential is answered by ``caller`` itself, with one
 # wording for both schemes; declared as security schemes so /docs offers them
-_bearer = HTTPBearer(auto_error=False, description="a user's JWT or an API key")
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+bearer_scheme = HTTPBearer(auto_error=False, description="a user's JWT or an API key")
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -56,8 +56,8 @@ async def authenticate(state: GatewayState, credential: str | None) -> Principal
 
 async def caller(
     state: State,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    x_api_key: Annotated[str | None, Depends(_api_key)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    x_api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
     credential = (x_api_key or (bearer.credentials if bearer else "")).strip()
     try:

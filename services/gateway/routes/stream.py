@@ -23,7 +23,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from .. import inbox
 from ..auth import AuthError, KeysUnavailable
-from ..dependencies import State, _bearer, authenticate, enforce, get_state, unauthorized
+from ..dependencies import State, authenticate, bearer_scheme, enforce, get_state, unauthorized
 from ..ratelimit import Policy
 from ..state import GatewayState
 
@@ -35,6 +35,7 @@ PING_SECONDS = 15
 # WebSocket close codes (private range 4000-4999, mirroring HTTP)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_MANY = 4429
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 async def _stream_user(state: GatewayState, credential: str | None) -> str:
@@ -58,7 +59,7 @@ async def stream(
     state: State,
     access_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> EventSourceResponse:
-    bearer: HTTPAuthorizationCredentials | None = await _bearer(request)
+    bearer: HTTPAuthorizationCredentials | None = await bearer_scheme(request)
     try:
         user_id = await _stream_user(
             state, access_token or (bearer.credentials if bearer else None)
@@ -97,6 +98,9 @@ async def websocket_stream(websocket: WebSocket, access_token: str | None = None
     try:
         user_id = await _stream_user(state, credential)
         await enforce(state, f"u:{user_id}", websocket, Policy.DEFAULT)
+    except KeysUnavailable as exc:
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, exc.detail[:120])
+        return
     except AuthError as exc:
         await websocket.close(CLOSE_UNAUTHORIZED, exc.detail[:120])
         return
