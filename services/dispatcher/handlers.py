@@ -170,7 +170,7 @@ async def _notify(record: Recorder, deps: IntakeDeps, c: Compose) -> Planned:
         now=now,
     )
     due_now = sum(1 for _, hold in e.plan if hold is None)
-    if deps.inline is not None and due_now and deps.inline.has_room(due_now):
+    if deps.inline is not None and due_now and await deps.inline.room(due_now):
         e = replace(e, claim=deps.inline.lease)
     planned = await plan(record, e)
     deps.metrics.notifications.labels(deps.bus.service, c.kind, planned.outcome).inc()

@@ -562,10 +562,15 @@ async def test_a_pending_delivery_whose_message_was_lost_is_swept_and_sent(
         receiver.script("/hook", Reply(503))
         await publish(producer, request(user_id, title="Lost once"))
         await eventually(lambda: len(receiver.to("/hook")) >= 1, what="first attempt")
-        # ... and the retry message is lost (purged, as a broker losing it would)
-        for queue in d.bus.queues:
-            if ".deliveries.retry." in queue:
-                await purge(d.settings, queue)
+        # ... and the retry message is lost (purged, as a broker losing it would), once
+        # the dispatcher has put it there
+        retry_queues = [q for q in d.bus.queues if ".deliveries.retry." in q]
+
+        async def retry_lost() -> bool:
+            purged = [await purge(d.settings, q) for q in retry_queues]
+            return sum(purged) >= 1
+
+        await eventually(retry_lost, timeout=1.5, what="the retry message to purge")
         await asyncio.sleep(2.5)  # past the 2 s retry step: nothing comes back
         assert len(receiver.to("/hook")) == 1
         assert await sweep_lost(pool, d.bus, after=0.0) >= 1
@@ -575,11 +580,13 @@ async def test_a_pending_delivery_whose_message_was_lost_is_swept_and_sent(
     assert row["attempts"] == 2
 
 
-async def purge(settings: Any, queue: str) -> None:
+async def purge(settings: Any, queue: str) -> int:
+    """Empty ``queue``; how many messages it held."""
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     try:
         channel = await connection.channel()
-        await (await channel.get_queue(queue, ensure=False)).purge()
+        purged = await (await channel.get_queue(queue, ensure=False)).purge()
+        return int(purged.message_count or 0)
     finally:
         await connection.close()
 
@@ -606,6 +613,29 @@ async def test_urgent_is_not_held_up_by_slow_sends_to_other_endpoints(
         )
         await eventually(lambda: len(fast.requests) == 1, timeout=10, what="the urgent message")
         assert fast.requests[0].at - sent_at < 1.0
+
+
+async def test_slow_endpoints_filling_every_inline_slot_do_not_hold_up_others(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    """Intake waits only a moment for an inline slot: when a slow receiver keeps them
+    all, new deliveries go through the delivery queue and reach a healthy endpoint
+    at once, and the slow one still gets everything."""
+    await dispatcher(recipient_rate_per_minute=1_000_000, http_timeout=10.0, inline_deliveries=4)
+    slow_user = await sign_up(producer, pool)
+    user_id = await sign_up(producer, pool)
+    async with Receiver("webhook") as slow, Receiver("webhook") as fast:
+        slow.script("/hook", *[Reply(204, delay=3.0) for _ in range(12)])
+        await add_endpoint(pool, slow_user, "webhook", url=f"{slow.url}/hook")
+        await add_endpoint(pool, user_id, "webhook", url=f"{fast.url}/hook")
+        for n in range(12):
+            await publish(producer, request(slow_user, title=f"Slow {n}", channels=["webhook"]))
+        await eventually(lambda: len(slow.requests) >= 4, what="every inline slot busy")
+        sent_at = asyncio.get_running_loop().time()
+        await publish(producer, request(user_id, title="Normal", channels=["webhook"]))
+        await eventually(lambda: len(fast.requests) == 1, timeout=10, what="the other message")
+        assert fast.requests[0].at - sent_at < 1.0
+        await eventually(lambda: len(slow.requests) == 12, timeout=30, what="every slow one")
 
 
 async def test_a_redelivered_match_finishes_what_it_planned_even_if_the_job_closed_since(
