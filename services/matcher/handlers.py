@@ -21,7 +21,8 @@ import structlog
 
 from shared.bus import Bus
 from shared.db import Connection
-from shared.errors import Retry
+from shared.erasure import erased_since, lock_user, record_erasure
+from shared.errors import Ignore, Retry
 from shared.events import (
     AlertDeleted,
     AlertSaved,
@@ -151,11 +152,20 @@ async def on_resume_upserted(event: Event[ResumeUpserted], deps: MatcherDeps) ->
     resume = event.data
     skills = deps.skills.merge(deps.skills.extract(resume_text(resume)), resume.skills)
     vector = (await deps.embedder.embed([resume_text(resume)]))[0]
-    async with deps.pool.acquire() as conn:
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await lock_user(conn, resume.user_id)
+        if await erased_since(conn, resume.user_id, event.time):
+            raise Ignore(f"user {resume.user_id!r} was erased after this résumé")
         if not await resumes.upsert_resume(conn, resume, skills, event.time):
             log.info("resume_unchanged", user_id=resume.user_id, reason="an older event")
             return
     await deps.index.upsert(RESUMES, [(resume.user_id, vector, resume_payload(resume, skills))])
+    async with deps.pool.acquire() as conn:
+        if await erased_since(conn, resume.user_id, event.time):
+            # user.deleted ran between the row and the vector: its own removal of the
+            # vector came first, so this one is left to remove
+            await deps.index.delete(RESUMES, [resume.user_id])
+            raise Ignore(f"user {resume.user_id!r} was erased after this résumé")
     now = deps.clock()
     seeker = Seeker(
         user_id=resume.user_id,
@@ -188,13 +198,18 @@ async def on_resume_deleted(event: Event[ResumeDeleted], deps: MatcherDeps) -> N
 
 
 async def on_user_deleted(event: Event[UserDeleted], deps: MatcherDeps) -> None:
-    await _forget(deps, event.data.user_id, alerts_too=True)
+    await _forget(deps, event.data.user_id, alerts_too=True, erased_at=event.time)
 
 
-async def _forget(deps: MatcherDeps, user_id: str, *, alerts_too: bool) -> None:
+async def _forget(
+    deps: MatcherDeps, user_id: str, *, alerts_too: bool, erased_at: datetime | None = None
+) -> None:
     # the vector first: a crash after it leaves rows a redelivery removes
     await deps.index.delete(RESUMES, [user_id])
     async with deps.pool.acquire() as conn, conn.transaction():
+        await lock_user(conn, user_id)
+        if erased_at is not None:
+            await record_erasure(conn, user_id, erased_at)
         await resumes.delete_resume(conn, user_id)
         await matches.forget_user(conn, user_id)
         if alerts_too:
@@ -206,7 +221,10 @@ async def _forget(deps: MatcherDeps, user_id: str, *, alerts_too: bool) -> None:
 
 
 async def on_alert_saved(event: Event[AlertSaved], deps: MatcherDeps) -> None:
-    async with deps.pool.acquire() as conn:
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await lock_user(conn, event.data.user_id)
+        if await erased_since(conn, event.data.user_id, event.time):
+            raise Ignore(f"user {event.data.user_id!r} was erased after this alert")
         saved = await alerts.save(conn, event.data, event.time)
     log.info("alert_saved", alert_id=event.data.alert_id, changed=saved)
 

@@ -30,7 +30,7 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
-from shared.errors import BusUnavailable, Defer, InvalidEvent, Permanent, Retry
+from shared.errors import BusUnavailable, Defer, Ignore, InvalidEvent, Permanent, Retry
 from shared.events import CONTENT_TYPE, Event, parse_event
 from shared.metrics import ServiceMetrics
 
@@ -433,6 +433,12 @@ class Bus:
             await handler(event)
         except Defer as exc:
             await self._defer(sub, message, exc, attempt - 1, event.type)
+        except Ignore as exc:
+            log.info("event_ignored", reason=exc.reason)
+            if await _ack(message):
+                self.metrics.child(
+                    self.metrics.consumed, self.service, queue, event.type, "ignored"
+                ).inc()
         except Permanent as exc:
             log.warning("handler_failed_permanently", error=exc.reason)
             await self._park(sub, message, "permanent", exc.reason, attempt, event.type)

@@ -30,6 +30,7 @@ from shared.events import (
     MeetingScheduled,
     ReminderDue,
     RequestNotification,
+    UserDeleted,
     UserSignedUp,
 )
 from tests.integration.conftest import (
@@ -104,6 +105,50 @@ async def set_prefs(pool: asyncpg.Pool, user_id: str, **values: Any) -> None:
         user_id,
         *values.values(),
     )
+
+
+# -- erasure ---------------------------------------------------------------------
+
+
+async def test_erasure_removes_the_user_and_stragglers_from_before_it_change_nothing(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    d = await dispatcher()
+    user_id = await sign_up(producer, pool)
+    await publish(producer, request(user_id, title="Before"))
+    await until(pool, "SELECT true FROM notifications WHERE user_id = $1", user_id, what="sent")
+    erased_at = datetime.now(UTC)
+    await publish(producer, UserDeleted(user_id=user_id), time=erased_at)
+    await until(
+        pool, "SELECT true FROM erased_users WHERE user_id = $1", user_id, what="the erasure"
+    )
+    assert (
+        await pool.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", user_id) == 0
+    )
+    welcomes = len(outbox(d))
+
+    # a sign-up and a request published before the erasure, handled after it
+    early = erased_at - timedelta(seconds=5)
+    await publish(
+        producer,
+        UserSignedUp(user_id=user_id, email=f"{user_id}@example.com", name="Ghost"),
+        time=early,
+    )
+    await publish(producer, request(user_id, title="Straggler"), time=early)
+    await asyncio.sleep(1.0)
+    assert await pool.fetchval("SELECT count(*) FROM users WHERE user_id = $1", user_id) == 0
+    assert (
+        await pool.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", user_id) == 0
+    )
+    assert len(outbox(d)) == welcomes
+    # a sign-up after the erasure is a new start
+    await publish(
+        producer,
+        UserSignedUp(user_id=user_id, email=f"{user_id}@example.com", name="Ada again"),
+        time=erased_at + timedelta(seconds=1),
+    )
+    await until(pool, "SELECT name = 'Ada again' FROM users WHERE user_id = $1", user_id, what="it")
+    await eventually(lambda: len(outbox(d)) == welcomes + 1, what="one new welcome")
 
 
 # -- welcome, e-mail and the inbox ------------------------------------------------
