@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -75,8 +76,23 @@ async def run_rounds(lease: Lease, rounds: Rounds, gained: asyncio.Event, clock:
             await asyncio.wait_for(gained.wait(), rounds.pause(clock()))
 
 
-@contextlib.asynccontextmanager
-async def setup(runtime: Runtime, clock: Clock = utc_now) -> AsyncIterator[list[Background]]:
+@dataclass(frozen=True)
+class Scheduler:
+    lease: Lease
+    rounds: Rounds
+    metrics: SchedulerMetrics
+    # set when this replica takes the lease: its first round runs at once
+    gained: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def background(self, clock: Clock) -> list[Background]:
+        return [
+            keep_lease(self.lease, self.metrics, self.gained),
+            run_rounds(self.lease, self.rounds, self.gained, clock),
+        ]
+
+
+def build(runtime: Runtime, clock: Clock = utc_now) -> Scheduler:
+    """Subscribe the handlers and make the lease and the rounds (not started)."""
     settings = runtime.settings
     metrics = SchedulerMetrics.on(runtime.metrics)
     schedules = cron_table(settings.schedules, settings.scheduler_catchup)
@@ -98,5 +114,9 @@ async def setup(runtime: Runtime, clock: Clock = utc_now) -> AsyncIterator[list[
         "cron_table",
         schedules={s.name: f"{s.expression} {s.zone.key} catchup={s.catchup}" for s in schedules},
     )
-    gained = asyncio.Event()
-    yield [keep_lease(lease, metrics, gained), run_rounds(lease, rounds, gained, clock)]
+    return Scheduler(lease, rounds, metrics)
+
+
+@contextlib.asynccontextmanager
+async def setup(runtime: Runtime, clock: Clock = utc_now) -> AsyncIterator[list[Background]]:
+    yield build(runtime, clock).background(clock)
