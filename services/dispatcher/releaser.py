@@ -1,5 +1,5 @@
 """Held deliveries (quiet hours, a requested send time) go out when their time
-comes, and pending deliveries that were lost (their message, or the dispatcher
+comes (unless out of date, or their request was cancelled), and pending deliveries that were lost (their message, or the dispatcher
 holding them) are sent again.
 
 Every replica polls; ``FOR UPDATE SKIP LOCKED`` gives each held row to one of them.

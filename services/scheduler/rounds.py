@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
+import aiormq
 import asyncpg
 import structlog
 
@@ -279,12 +280,18 @@ class Rounds:
         return published
 
     async def _purge_parked(self, parked_before: datetime) -> int:
+        """Parked messages of every known work queue; a broker that cannot be reached
+        now is tried again at the next retention run (nothing is lost by waiting)."""
         queues = [q.names(self.bus.namespace).parked for q in catalog.ALL_QUEUES]
-        connection = await aio_pika.connect(self.settings.amqp_url.get_secret_value())
         try:
-            return await purge_parked(connection, queues, parked_before=parked_before)
-        finally:
-            await connection.close()
+            connection = await aio_pika.connect(self.settings.amqp_url.get_secret_value())
+            try:
+                return await purge_parked(connection, queues, parked_before=parked_before)
+            finally:
+                await connection.close()
+        except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as exc:
+            log.warning("parked_purge_failed", error=str(exc))
+            return 0
 
 
 def _meeting_event(

@@ -129,6 +129,9 @@ async def test_each_slot_is_published_once_with_a_deterministic_id(
         (slot, derived_id("tick", "minute", slot.isoformat()))
     ]
     assert h.of("tick.hourly") == []  # 10:15 is no hour
+    registry = h.rounds.bus.metrics.registry
+    sample = {"service": "scheduler", "schedule": "minute"}
+    assert registry.get_sample_value("herald_scheduler_ticks_published_total", sample) == 1
 
 
 async def test_missed_slots_after_downtime_are_caught_up_once(
