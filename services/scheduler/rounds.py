@@ -46,7 +46,7 @@ from .leadership import Lease
 from .metrics import SchedulerMetrics
 from .reminders import reminder_event, worth_sending
 from .schedules import Schedule
-from .ticks import SOURCE, due_slots, tick_event
+from .ticks import SOURCE, Due, due_slots, tick_event
 
 log = structlog.get_logger("herald.scheduler")
 
@@ -118,6 +118,16 @@ class Rounds:
         return published
 
     async def _tick(self, schedule: Schedule, now: datetime) -> list[Event[Any]]:
+        """Publish the schedule's due slots one transaction each: a leader dying
+        mid-catch-up leaves at most the slot in flight to its successor."""
+        published: list[Event[Any]] = []
+        while (event := await self._next_tick(schedule, now)) is not None:
+            self.metrics.ticks.labels(self.metrics.service, schedule.name).inc()
+            log.info("tick_published", schedule=schedule.name, slot=event.data.slot.isoformat())
+            published.append(event)
+        return published
+
+    async def _next_tick(self, schedule: Schedule, now: datetime) -> Event[Any] | None:
         async with self.pool.acquire() as conn, conn.transaction():
             await self.lease.fence(conn)
             cursor = await conn.fetchval(
@@ -134,7 +144,13 @@ class Rounds:
                 limit=self.settings.scheduler_catchup_limit,
             )
             if due.cursor == cursor:
-                return []
+                return None
+            if due.skipped_after is not None:
+                self._skipped(schedule, due)
+            # the slot published now becomes the cursor, unless it is the last one due
+            # (then the cursor takes the slots skipped after it too)
+            slot = due.slots[0] if due.slots else None
+            moved_to = slot if slot is not None and len(due.slots) > 1 else due.cursor
             await conn.execute(
                 """INSERT INTO scheduler_cursors AS c (namespace, schedule, last_slot)
                    VALUES ($1, $2, $3)
@@ -142,25 +158,23 @@ class Rounds:
                    SET last_slot = EXCLUDED.last_slot, updated_at = now()""",
                 self.bus.namespace,
                 schedule.name,
-                due.cursor,
+                moved_to,
             )
-            events = [tick_event(schedule.name, slot) for slot in due.slots]
-            for event in events:  # in slot order
-                await self.bus.publish(event)
-        ticks = self.metrics.ticks.labels(self.metrics.service, schedule.name)
-        ticks.inc(len(events))
-        if due.skipped_after is not None:
-            self.metrics.slots_skipped.labels(self.metrics.service, schedule.name).inc()
-            log.warning(
-                "missed_slots_skipped",
-                schedule=schedule.name,
-                policy=schedule.catchup,
-                after=due.skipped_after.isoformat(),
-                until=due.skipped_until.isoformat() if due.skipped_until else None,
-            )
-        for event in events:
-            log.info("tick_published", schedule=schedule.name, slot=event.data.slot.isoformat())
-        return list(events)
+            if slot is None:
+                return None
+            event = tick_event(schedule.name, slot)
+            await self.bus.publish(event)
+        return event
+
+    def _skipped(self, schedule: Schedule, due: Due) -> None:
+        self.metrics.slots_skipped.labels(self.metrics.service, schedule.name).inc()
+        log.warning(
+            "missed_slots_skipped",
+            schedule=schedule.name,
+            policy=schedule.catchup,
+            after=due.skipped_after.isoformat() if due.skipped_after else None,
+            until=due.skipped_until.isoformat() if due.skipped_until else None,
+        )
 
     # -- meetings ---------------------------------------------------------------
 

@@ -73,13 +73,24 @@ async def test_killing_the_leader_loses_no_slot_and_repeats_none(
             )
             return str(value) if value else None
 
-        await eventually(holder, timeout=30, what=f"a leader\n{log.read_text()}")
-        await eventually(lambda: len(heard) >= 3, timeout=15, what="ticks from the leader")
+        await eventually(holder, timeout=30, what="a leader")
+        # its first round also publishes the slots of the last three leases (late, not
+        # missed); then it runs in real time for a few seconds
+        led_from = time.time()
+        await eventually(
+            lambda: bool(heard) and max(e.data.slot for e in heard).timestamp() >= led_from + 3,
+            timeout=30,
+            what="live ticks from the leader",
+        )
         leader_id = await holder()
         assert leader_id is not None
         leader = next(p for p in processes if f":{p.pid}:" in leader_id)
         follower = next(p for p in processes if p is not leader)
 
+        # Killed between two rounds (half a second after a slot). A kill inside the
+        # millisecond between the broker's confirm and the commit could repeat that
+        # one tick under its same id: the documented limit, not what this tests.
+        await asyncio.sleep((0.5 - time.time()) % 1.0)
         leader.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         before = len(heard)
@@ -90,9 +101,19 @@ async def test_killing_the_leader_loses_no_slot_and_repeats_none(
             what="takeover",
         )
         took = time.monotonic() - killed
-        await eventually(lambda: len(heard) >= before + 4, timeout=10, what="ticks after takeover")
+        await eventually(
+            lambda: (
+                max(e.data.slot for e in heard).timestamp() >= time.time() - 0.5
+                and len(heard) >= before + 5
+            ),
+            timeout=15,
+            what="the successor's ticks in real time",
+        )
         follower.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(follower.wait, 20) == 0
+    except BaseException:
+        print(log.read_text()[-6000:])
+        raise
     finally:
         for p in processes:
             if p.poll() is None:
@@ -100,13 +121,14 @@ async def test_killing_the_leader_loses_no_slot_and_repeats_none(
                 p.wait()
         await delete_topology(settings.namespace, queues_named(f"{settings.namespace}."))
 
+    print(f"took over after {took:.2f}s; {before} ticks before the kill, {len(heard)} in all")
     assert took < 2 * LEASE, f"took over after {took:.2f}s"
     ids = [e.id for e in heard]
     assert len(ids) == len(set(ids)), "a tick id was published twice"
     slots = sorted(e.data.slot for e in heard)
     gaps = [b - a for a, b in itertools.pairwise(slots) if b - a != timedelta(seconds=1)]
     assert gaps == [], f"missing slots around {gaps}"
-    assert len(slots) >= before + 4
+    assert len(slots) >= before + 5
 
 
 async def _held_by(holder: Callable[[], Any], pid: int) -> bool:
