@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 from shared.bus import Bus
 from shared.events import Event
@@ -63,7 +64,8 @@ async def test_killing_the_leader_loses_no_slot_and_repeats_none(
         "HERALD_SCHEDULES": json.dumps({"second": "@every 1s"}),
     }
     log = tmp_path / "schedulers.log"
-    processes = [start_scheduler(env, port, log) for port in free_ports(2)]
+    ports = free_ports(2)
+    processes = [start_scheduler(env, port, log) for port in ports]
     try:
 
         async def holder() -> str | None:
@@ -109,6 +111,11 @@ async def test_killing_the_leader_loses_no_slot_and_repeats_none(
             timeout=15,
             what="the successor's ticks in real time",
         )
+        # the successor says so on its metrics
+        port = ports[processes.index(follower)]
+        async with httpx.AsyncClient(timeout=5) as client:
+            exposition = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        assert 'herald_scheduler_leader{service="scheduler"} 1.0' in exposition
         follower.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(follower.wait, 20) == 0
     except BaseException:
