@@ -27,6 +27,7 @@ from shared.erasure import erased_since, lock_user, record_erasure
 from shared.errors import Ignore, Retry
 from shared.events import (
     ApplicationStatusChanged,
+    CancelNotification,
     DigestDue,
     Event,
     MatchFound,
@@ -291,6 +292,36 @@ async def on_notification_requested(event: Event[RequestNotification], deps: Int
         ),
     )
     await _hand_over(deps, planned, event.correlation_id)
+
+
+async def on_notification_cancel_requested(
+    event: Event[CancelNotification], deps: IntakeDeps
+) -> None:
+    """Drop what a delayed request still holds back. The cancellation is remembered,
+    so deliveries recorded after it (the request retried behind its cancel) are
+    dropped by the releaser when their time comes instead of going out."""
+    c = event.data
+    notification_id = uuid.UUID(derived_id("notification", c.request_id))
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """INSERT INTO cancelled_requests (request_id, user_id) VALUES ($1, $2)
+               ON CONFLICT DO NOTHING""",
+            c.request_id,
+            c.user_id,
+        )
+        dropped = await conn.fetchval(
+            """WITH dropped AS (
+                   UPDATE deliveries d SET status = 'dropped', updated_at = now(),
+                       last_error = 'cancelled', not_before = NULL
+                   FROM notifications n
+                   WHERE n.id = $1 AND n.user_id = $2 AND d.notification_id = n.id
+                     AND d.status = 'held'
+                   RETURNING 1)
+               SELECT count(*) FROM dropped""",
+            notification_id,
+            c.user_id,
+        )
+    log.info("notification_cancelled", request_id=c.request_id, dropped=dropped)
 
 
 # -- matches ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from ._headers import (
     PARKED_REASON,
     REPLAYED,
 )
-from ._parking import ParkedMessage, list_parked, replay_parked
+from ._parking import ParkedMessage, list_parked, purge_parked, replay_parked
 from ._topology import QueueNames, exchange_name, topic_matches
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "catalog",
     "exchange_name",
     "list_parked",
+    "purge_parked",
     "replay_parked",
     "retry_step",
     "topic_matches",

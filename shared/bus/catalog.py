@@ -31,6 +31,7 @@ DISPATCHER_NOTIFICATIONS = WorkQueue(
         "application.status_changed",
         "reminder.due",
         "digest.due",
+        "notification.cancel_requested",
     ),
 )
 # Who the users are, and the facts about them that reminders are worded from.
@@ -53,6 +54,19 @@ MATCHER_SEEKERS = WorkQueue(
 # The clock: alerts re-run daily or weekly, expired jobs leave the index hourly.
 MATCHER_TICKS = WorkQueue("matcher", "ticks", ("tick.hourly", "tick.daily", "tick.weekly"))
 
+# What the scheduler's reminders follow: meetings and their moves, application status
+# changes (follow-ups, interviews), and erasure.
+SCHEDULER_SUBJECTS = WorkQueue(
+    "scheduler",
+    "subjects",
+    (
+        "meeting.scheduled",
+        "meeting.cancelled",
+        "application.status_changed",
+        "user.deleted",
+    ),
+)
+
 ALL_QUEUES: tuple[WorkQueue, ...] = (
     DISPATCHER_NOTIFICATIONS,
     DISPATCHER_USERS,
@@ -61,4 +75,5 @@ ALL_QUEUES: tuple[WorkQueue, ...] = (
     MATCHER_JOBS,
     MATCHER_SEEKERS,
     MATCHER_TICKS,
+    SCHEDULER_SUBJECTS,
 )
