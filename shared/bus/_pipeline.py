@@ -65,6 +65,7 @@ async def write_batch(
     future per message, resolved by the broker's ack, failed by its nack
     (``DeliveryError``) or by the channel closing."""
     confirmations: list[asyncio.Future[Any]] = []
+    methods: dict[str, spec.Basic.Publish] = {}
     async with channel.lock:
         # nothing below awaits: tags, futures and frames are taken together, so a
         # cancellation cannot leave a tag allocated without its frames queued
@@ -75,17 +76,21 @@ async def write_batch(
                 confirmation = channel.create_future()
                 channel.confirmations[channel.delivery_tag] = confirmation
                 confirmations.append(confirmation)
-                frames += _frames(exchange, routing_key, message, channel.max_content_size)
+                if routing_key not in methods:  # pamqp validates each one it builds
+                    methods[routing_key] = spec.Basic.Publish(
+                        exchange=exchange, routing_key=routing_key, mandatory=False
+                    )
+                frames.append(methods[routing_key])
+                frames += _content(message, channel.max_content_size)
             channel.write_queue.put_nowait(
                 ChannelFrame.marshall(channel_number=channel.number, frames=frames)
             )
     return confirmations
 
 
-def _frames(exchange: str, routing_key: str, message: aio_pika.Message, size: int) -> list[Any]:
+def _content(message: aio_pika.Message, size: int) -> list[Any]:
     body = message.body
     return [
-        spec.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=False),
         ContentHeader(properties=message.properties, body_size=len(body)),
         *(ContentBody(body[i : i + size]) for i in range(0, len(body), size)),
     ]
