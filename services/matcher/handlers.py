@@ -9,7 +9,6 @@ already knows rather than losing one.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,7 +41,15 @@ from shared.settings import Settings
 from . import alerts, jobs, matches, resumes
 from .embedding import Embedder
 from .index import VectorIndex
-from .scoring import JobFacts, Scored, Seeker, Weights, passes_filters, score
+from .scoring import (
+    JobFacts,
+    Scored,
+    Seeker,
+    Weights,
+    min_similarity,
+    passes_filters,
+    score,
+)
 from .searching import JOBS, RESUMES, job_payload, jobs_near, resume_payload, seekers_near
 from .skills import SkillExtractor
 
@@ -64,6 +71,11 @@ class MatcherDeps:
     def weights(self) -> Weights:
         s = self.settings
         return Weights(vector=s.match_weight_vector, skills=s.match_weight_skills)
+
+    @property
+    def min_similarity(self) -> float | None:
+        # candidates the index may leave out: none of them could reach the threshold
+        return min_similarity(self.settings.match_threshold, self.weights)
 
     @property
     def max_age(self) -> timedelta:
@@ -110,7 +122,13 @@ async def on_job_posted(event: Event[JobPosted], deps: MatcherDeps) -> None:
         return
     await deps.index.upsert(JOBS, [(job.job_id, vector, job_payload(job, skills, original))])
     job_facts = facts(job, sorted(skills))
-    hits = await seekers_near(deps.index, vector, job, limit=deps.settings.match_candidates)
+    hits = await seekers_near(
+        deps.index,
+        vector,
+        job,
+        limit=deps.settings.match_candidates,
+        min_similarity=deps.min_similarity,
+    )
     async with deps.pool.acquire() as conn, conn.transaction():
         await jobs.mark_indexed(conn, job.job_id, original)
         floors = await resumes.min_scores(conn, [h.seeker.user_id for h in hits])
@@ -180,6 +198,7 @@ async def on_resume_upserted(event: Event[ResumeUpserted], deps: MatcherDeps) ->
         seeker,
         posted_after=now - deps.max_age,
         limit=deps.settings.match_candidates,
+        min_similarity=deps.min_similarity,
     )
     async with deps.pool.acquire() as conn, conn.transaction():
         floors = await resumes.min_scores(conn, [resume.user_id])
@@ -363,4 +382,4 @@ async def _publish(
                 correlation_id=correlation_id,
             )
         )
-    await asyncio.gather(*(deps.bus.publish(e) for e in events))
+    await deps.bus.publish_many(events)
