@@ -5,6 +5,7 @@
     │   └── BusUnavailable       the broker did not confirm a publish in time
     ├── Defer(after)             not yet (a rate limit, a hold): come back, no attempt spent
     ├── Permanent(reason)        will never succeed: park it, do not retry
+    ├── Ignore(reason)           no longer applies (its user was erased): acknowledge it
     └── InvalidEvent(reason)     the input itself is malformed or breaks the schema
 
 Handlers raise ``Retry`` or ``Permanent``; any other exception counts as transient.
@@ -42,6 +43,16 @@ class Defer(HeraldError):
 
 
 class Permanent(HeraldError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Ignore(HeraldError):
+    """The event is valid but no longer applies (say, its user was erased since):
+    acknowledged and counted, neither retried nor parked, since parking would keep
+    the personal data the erasure removed."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason

@@ -12,12 +12,27 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_SCHEDULE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+
+CatchUp = Literal["skip", "once", "all"]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class ScheduleSpec(BaseModel):
+    """One entry of the scheduler's cron table: ``"0 9 * * *"`` or ``"@every 30s"``,
+    in ``timezone``, with its own catch-up policy or the scheduler's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cron: str = Field(min_length=1)
+    timezone: str = "UTC"
+    catchup: CatchUp | None = None
 
 
 def _split_commas(value: object) -> object:
@@ -116,6 +131,26 @@ class Settings(BaseSettings):
     matcher_metrics_port: int = 9102
     dispatcher_metrics_port: int = 9103
 
+    # the scheduler's cron table: entries added to (or replacing) the defaults, as JSON
+    # {"name": "cron" | {"cron": ..., "timezone": ..., "catchup": ...} | "off"}
+    schedules: dict[str, ScheduleSpec | None] = Field(default_factory=dict)
+    # missed slots after downtime: skip them, publish the latest once, or all of them
+    # (at most scheduler_catchup_limit per schedule, the most recent)
+    scheduler_catchup: CatchUp = "once"
+    scheduler_catchup_limit: int = Field(default=24, ge=1, le=10_000)
+    # the leader renews its lease every third of this; a dead leader is replaced
+    # within two lease periods
+    scheduler_lease_seconds: float = Field(default=10.0, ge=1.0, le=600.0)
+    # a reminder when an application has not changed for this many days (0: none)
+    follow_up_days: int = Field(default=7, ge=0)
+    # digests go out at this local hour in each user's time zone (unless they chose
+    # another), weekly ones on this day
+    digest_hour: int = Field(default=9, ge=0, le=23)
+    digest_weekday: Weekday = "monday"
+    # retention: notifications (and their deliveries) and parked messages older than this
+    retention_days: int = Field(default=90, ge=1)
+    parked_retention_days: int = Field(default=30, ge=1)
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Back-off steps (seconds) of the bus retry queues; one delay queue per step.
     retry_delays: Annotated[list[float], NoDecode] = Field(
@@ -133,6 +168,33 @@ class Settings(BaseSettings):
     def _namespace_is_a_queue_prefix(cls, value: str) -> str:
         if not _NAMESPACE.match(value):
             raise ValueError("namespace must match [a-z0-9][a-z0-9_-]* (at most 63 characters)")
+        return value
+
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _schedule_entries(cls, value: object) -> object:
+        # a bare string is the cron expression; "off" removes a default schedule
+        if not isinstance(value, dict):
+            return value
+        return {
+            name: None
+            if spec == "off" or spec is None
+            else {"cron": spec}
+            if isinstance(spec, str)
+            else spec
+            for name, spec in value.items()
+        }
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedule_names(
+        cls, value: dict[str, ScheduleSpec | None]
+    ) -> dict[str, ScheduleSpec | None]:
+        for name in value:
+            if not _SCHEDULE_NAME.match(name):
+                raise ValueError(
+                    f"schedule name {name!r} must match [a-z0-9_]+ (it names tick.<name>)"
+                )
         return value
 
     @field_validator("allow_private_urls", mode="before")

@@ -87,6 +87,9 @@ def subscribe(runtime: Runtime, intake: h.IntakeDeps, delivery: DeliveryDeps) ->
             ),
             "reminder.due": functools.partial(h.on_reminder_due, deps=intake),
             "digest.due": functools.partial(h.on_digest_due, deps=intake),
+            "notification.cancel_requested": functools.partial(
+                h.on_notification_cancel_requested, deps=intake
+            ),
         },
         priorities=True,
     )

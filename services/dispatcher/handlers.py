@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import asyncpg
 import structlog
@@ -23,9 +23,11 @@ from shared import signing
 from shared.batching import Coalesced
 from shared.bus import Bus
 from shared.db import Connection
-from shared.errors import Retry
+from shared.erasure import erased_since, lock_user, record_erasure
+from shared.errors import Ignore, Retry
 from shared.events import (
     ApplicationStatusChanged,
+    CancelNotification,
     DigestDue,
     Event,
     MatchFound,
@@ -170,7 +172,7 @@ async def _notify(record: Recorder, deps: IntakeDeps, c: Compose) -> Planned:
         now=now,
     )
     due_now = sum(1 for _, hold in e.plan if hold is None)
-    if deps.inline is not None and due_now and deps.inline.has_room(due_now):
+    if deps.inline is not None and due_now and await deps.inline.room(due_now):
         e = replace(e, claim=deps.inline.lease)
     planned = await plan(record, e)
     deps.metrics.notifications.labels(deps.bus.service, c.kind, planned.outcome).inc()
@@ -188,12 +190,18 @@ async def _hand_over(deps: IntakeDeps, planned: Planned | None, correlation_id: 
     await publish_due(deps.bus, due, correlation_id)
 
 
-async def _recipient(conn: Connection, user_id: str) -> Recipient:
+async def _recipient(conn: Connection, user_id: str, event_time: datetime) -> Recipient:
     found = await recipients.load(conn, user_id)
     if found is None:
-        # user.signed_up travels on another queue and may simply not be here yet
-        raise Retry(f"user {user_id!r} is not known (no user.signed_up yet)")
+        await _unknown(conn, user_id, event_time)
     return found
+
+
+async def _unknown(conn: Connection, user_id: str, event_time: datetime) -> NoReturn:
+    if await erased_since(conn, user_id, event_time):
+        raise Ignore(f"user {user_id!r} was erased after this event")
+    # user.signed_up travels on another queue and may simply not be here yet
+    raise Retry(f"user {user_id!r} is not known (no user.signed_up yet)")
 
 
 def _suppressed(deps: IntakeDeps, kind: str, why: str) -> None:
@@ -226,8 +234,11 @@ def finishes_replays(handler: IntakeHandler[P]) -> IntakeHandler[P]:
 async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> None:
     u = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
+        await lock_user(conn, u.user_id)
+        if await erased_since(conn, u.user_id, event.time):
+            raise Ignore(f"user {u.user_id!r} was erased after signing up")
         await recipients.record_user(conn, u.user_id, u.email, u.name, u.timezone, u.locale)
-        recipient = await _recipient(conn, u.user_id)
+        recipient = await _recipient(conn, u.user_id, event.time)
         # the welcome is de-duplicated aggressively on the user: a repeated sign-up
         # (an e-mail change re-sent by the product) never welcomes twice
         planned = await _notify(
@@ -242,9 +253,11 @@ async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> Non
 async def on_user_deleted(event: Event[UserDeleted], deps: IntakeDeps) -> None:
     user_id = event.data.user_id
     async with deps.pool.acquire() as conn, conn.transaction():
+        await lock_user(conn, user_id)
         # preferences, endpoints, notifications, deliveries, marks, digest items,
         # meetings and applications all go with the user (ON DELETE CASCADE)
         await conn.execute("DELETE FROM users WHERE user_id = $1", user_id)
+        await record_erasure(conn, user_id, event.time)
         await conn.execute("DELETE FROM rate_limits WHERE key = $1", f"user:{user_id}")
     log.info("user_erased", user_id=user_id)
 
@@ -258,7 +271,8 @@ async def on_notification_requested(event: Event[RequestNotification], deps: Int
     # and everything recorded by statements shared with the other events in flight
     recipient = await deps.recipients(r.user_id)
     if recipient is None:
-        raise Retry(f"user {r.user_id!r} is not known (no user.signed_up yet)")
+        async with deps.pool.acquire() as conn:
+            await _unknown(conn, r.user_id, event.time)
     link = r.data.get("url") if isinstance(r.data.get("url"), str) else None
     planned = await _notify(
         deps.record,
@@ -278,6 +292,36 @@ async def on_notification_requested(event: Event[RequestNotification], deps: Int
         ),
     )
     await _hand_over(deps, planned, event.correlation_id)
+
+
+async def on_notification_cancel_requested(
+    event: Event[CancelNotification], deps: IntakeDeps
+) -> None:
+    """Drop what a delayed request still holds back. The cancellation is remembered,
+    so deliveries recorded after it (the request retried behind its cancel) are
+    dropped by the releaser when their time comes instead of going out."""
+    c = event.data
+    notification_id = uuid.UUID(derived_id("notification", c.request_id))
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """INSERT INTO cancelled_requests (request_id, user_id) VALUES ($1, $2)
+               ON CONFLICT DO NOTHING""",
+            c.request_id,
+            c.user_id,
+        )
+        dropped = await conn.fetchval(
+            """WITH dropped AS (
+                   UPDATE deliveries d SET status = 'dropped', updated_at = now(),
+                       last_error = 'cancelled', not_before = NULL
+                   FROM notifications n
+                   WHERE n.id = $1 AND n.user_id = $2 AND d.notification_id = n.id
+                     AND d.status = 'held'
+                   RETURNING 1)
+               SELECT count(*) FROM dropped""",
+            notification_id,
+            c.user_id,
+        )
+    log.info("notification_cancelled", request_id=c.request_id, dropped=dropped)
 
 
 # -- matches ----------------------------------------------------------------------
@@ -316,7 +360,7 @@ def _job_item(job: asyncpg.Record, match: MatchFound | dict[str, Any]) -> JobIte
 async def on_match_found(event: Event[MatchFound], deps: IntakeDeps) -> None:
     m = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, m.user_id)
+        recipient = await _recipient(conn, m.user_id, event.time)
         route = route_match(recipient.prefs, m.score)
         if route is None:
             _suppressed(deps, "job_match", "preferences")
@@ -396,7 +440,7 @@ async def on_application_status_changed(
 ) -> None:
     a = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, a.user_id)
+        recipient = await _recipient(conn, a.user_id, event.time)
         newer = await conn.fetchval(
             """INSERT INTO applications AS a (application_id, user_id, job_id, status, as_of)
                VALUES ($1, $2, $3, $4, $5)
@@ -453,7 +497,7 @@ async def on_meeting_changed(
     """Keep the dispatcher's copy of a meeting, for wording its reminders."""
     m = event.data
     async with deps.pool.acquire() as conn:
-        await _recipient(conn, m.user_id)
+        await _recipient(conn, m.user_id, event.time)
     await deps.pool.execute(
         """INSERT INTO meetings AS m
                (meeting_id, user_id, title, starts_at, ends_at, join_url, cancelled, as_of)
@@ -479,7 +523,7 @@ async def on_meeting_changed(
 async def on_reminder_due(event: Event[ReminderDue], deps: IntakeDeps) -> None:
     r = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, r.user_id)
+        recipient = await _recipient(conn, r.user_id, event.time)
         if not recipient.prefs.wants("reminder"):
             _suppressed(deps, "reminder", "preferences")
             return
@@ -575,7 +619,7 @@ def _address(mail_from: str) -> str:
 async def on_digest_due(event: Event[DigestDue], deps: IntakeDeps) -> None:
     d = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, d.user_id)
+        recipient = await _recipient(conn, d.user_id, event.time)
         if not recipient.prefs.wants("digest") or recipient.prefs.digest_frequency == "off":
             _suppressed(deps, "digest", "preferences")
             return

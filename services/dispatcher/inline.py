@@ -14,8 +14,11 @@ queue:
 - on shutdown, sends in flight finish before the bus stops (up to the drain
   timeout), while new deliveries go through the queue.
 
-When every slot is taken (slow endpoints), new deliveries go through the queue as
-before, where other replicas and the urgent consumer can take them.
+When every slot is taken, intake waits a moment for one to free up (``PATIENCE``):
+with a backlog, intake outruns the sends, and what spills to the queue costs a
+publish, a consume and a claim more per delivery. When the slots stay taken (slow
+endpoints), new deliveries go through the queue as before, where other replicas and
+the urgent consumer can take them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ from .planner import Planned
 
 log = structlog.get_logger("herald.dispatcher")
 
+# Sends to a healthy endpoint take milliseconds, so this finds room when the slots are
+# merely busy; slots held by slow endpoints cost intake at most this per event.
+PATIENCE = 0.05
+
 
 class InlineDeliveries:
     def __init__(self, deps: DeliveryDeps, capacity: int, drain_timeout: float) -> None:
@@ -43,6 +50,7 @@ class InlineDeliveries:
         self._capacity = capacity
         self._drain_timeout = drain_timeout
         self._running: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()
         self._closing = False
 
     @property
@@ -53,6 +61,25 @@ class InlineDeliveries:
         """Whether ``count`` more sends fit now. A soft limit: what is claimed
         because it said yes is always taken."""
         return not self._closing and len(self._running) + count <= self._capacity
+
+    async def room(self, count: int, patience: float = PATIENCE) -> bool:
+        """``has_room``, waiting up to ``patience`` seconds for sends to finish."""
+        if self._closing or count > self._capacity:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while not self.has_room(count):
+            left = deadline - loop.time()
+            if left <= 0 or self._closing:
+                return False
+            self._freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), left)
+        return True
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._freed.set()
 
     def start(self, planned: Planned, correlation_id: str) -> list[history.Due]:
         """Send the deliveries ``planned`` recorded claimed; the others (due now but
@@ -73,7 +100,7 @@ class InlineDeliveries:
             )
             task = asyncio.create_task(self._send(claimed, correlation_id))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._finished)
         return rest
 
     async def _send(self, claimed: history.Claimed, correlation_id: str) -> None:

@@ -1,5 +1,5 @@
 """Held deliveries (quiet hours, a requested send time) go out when their time
-comes, and pending deliveries that were lost (their message, or the dispatcher
+comes (unless out of date, or their request was cancelled), and pending deliveries that were lost (their message, or the dispatcher
 holding them) are sent again.
 
 Every replica polls; ``FOR UPDATE SKIP LOCKED`` gives each held row to one of them.
@@ -45,7 +45,10 @@ async def release_due(pool: asyncpg.Pool, bus: Bus) -> int:
                           AND j.closed_at IS NULL
                           AND (j.expires_at IS NULL OR j.expires_at > now())))
                       OR (n.kind = 'meeting_reminder'
-                          AND (n.data->>'starts_at')::timestamptz <= now()) AS stale
+                          AND (n.data->>'starts_at')::timestamptz <= now()) AS stale,
+                      EXISTS (SELECT 1 FROM cancelled_requests c
+                              WHERE c.request_id = n.source_event_id
+                                AND c.user_id = n.user_id) AS cancelled
                FROM deliveries d JOIN notifications n ON n.id = d.notification_id
                WHERE d.status = 'held' AND d.not_before <= now()
                ORDER BY d.not_before LIMIT $1
@@ -54,8 +57,9 @@ async def release_due(pool: asyncpg.Pool, bus: Bus) -> int:
         )
         if not rows:
             return 0
-        stale = [r["id"] for r in rows if r["stale"]]
-        fresh = [r for r in rows if not r["stale"]]
+        stale = [r["id"] for r in rows if r["stale"] and not r["cancelled"]]
+        cancelled = [r["id"] for r in rows if r["cancelled"]]
+        fresh = [r for r in rows if not r["stale"] and not r["cancelled"]]
         await _publish(bus, fresh)
         await conn.execute(
             """UPDATE deliveries SET status = 'pending', not_before = NULL, updated_at = now()
@@ -69,6 +73,13 @@ async def release_due(pool: asyncpg.Pool, bus: Bus) -> int:
                    last_error = 'out of date before it could be sent'
                WHERE id = ANY($1::uuid[])""",
             stale,
+        )
+        # a request cancelled after these were recorded (it arrived behind its cancel)
+        await conn.execute(
+            """UPDATE deliveries SET status = 'dropped', updated_at = now(),
+                   last_error = 'cancelled'
+               WHERE id = ANY($1::uuid[])""",
+            cancelled,
         )
     if stale:
         log.info("held_deliveries_dropped", count=len(stale), reason="out of date")

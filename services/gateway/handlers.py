@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
+from shared.erasure import lock_user, record_erasure
 from shared.events import Event, UserDeleted
 
 from .ratelimit import KEY_PREFIX
@@ -18,6 +19,8 @@ async def on_user_deleted(event: Event[UserDeleted], pool: asyncpg.Pool) -> None
     which hear the same event."""
     user_id = event.data.user_id
     async with pool.acquire() as conn, conn.transaction():
+        await lock_user(conn, user_id)
+        await record_erasure(conn, user_id, event.time)
         await conn.execute("DELETE FROM user_alerts WHERE user_id = $1", user_id)
         await conn.execute(
             "DELETE FROM rate_limits WHERE starts_with(key, $1)", f"{KEY_PREFIX}u:{user_id}:"

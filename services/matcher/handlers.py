@@ -9,7 +9,6 @@ already knows rather than losing one.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,8 @@ import structlog
 
 from shared.bus import Bus
 from shared.db import Connection
-from shared.errors import Retry
+from shared.erasure import erased_since, lock_user, record_erasure
+from shared.errors import Ignore, Retry
 from shared.events import (
     AlertDeleted,
     AlertSaved,
@@ -41,7 +41,15 @@ from shared.settings import Settings
 from . import alerts, jobs, matches, resumes
 from .embedding import Embedder
 from .index import VectorIndex
-from .scoring import JobFacts, Scored, Seeker, Weights, passes_filters, score
+from .scoring import (
+    JobFacts,
+    Scored,
+    Seeker,
+    Weights,
+    min_similarity,
+    passes_filters,
+    score,
+)
 from .searching import JOBS, RESUMES, job_payload, jobs_near, resume_payload, seekers_near
 from .skills import SkillExtractor
 
@@ -63,6 +71,11 @@ class MatcherDeps:
     def weights(self) -> Weights:
         s = self.settings
         return Weights(vector=s.match_weight_vector, skills=s.match_weight_skills)
+
+    @property
+    def min_similarity(self) -> float | None:
+        # candidates the index may leave out: none of them could reach the threshold
+        return min_similarity(self.settings.match_threshold, self.weights)
 
     @property
     def max_age(self) -> timedelta:
@@ -109,7 +122,13 @@ async def on_job_posted(event: Event[JobPosted], deps: MatcherDeps) -> None:
         return
     await deps.index.upsert(JOBS, [(job.job_id, vector, job_payload(job, skills, original))])
     job_facts = facts(job, sorted(skills))
-    hits = await seekers_near(deps.index, vector, job, limit=deps.settings.match_candidates)
+    hits = await seekers_near(
+        deps.index,
+        vector,
+        job,
+        limit=deps.settings.match_candidates,
+        min_similarity=deps.min_similarity,
+    )
     async with deps.pool.acquire() as conn, conn.transaction():
         await jobs.mark_indexed(conn, job.job_id, original)
         floors = await resumes.min_scores(conn, [h.seeker.user_id for h in hits])
@@ -151,11 +170,20 @@ async def on_resume_upserted(event: Event[ResumeUpserted], deps: MatcherDeps) ->
     resume = event.data
     skills = deps.skills.merge(deps.skills.extract(resume_text(resume)), resume.skills)
     vector = (await deps.embedder.embed([resume_text(resume)]))[0]
-    async with deps.pool.acquire() as conn:
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await lock_user(conn, resume.user_id)
+        if await erased_since(conn, resume.user_id, event.time):
+            raise Ignore(f"user {resume.user_id!r} was erased after this résumé")
         if not await resumes.upsert_resume(conn, resume, skills, event.time):
             log.info("resume_unchanged", user_id=resume.user_id, reason="an older event")
             return
     await deps.index.upsert(RESUMES, [(resume.user_id, vector, resume_payload(resume, skills))])
+    async with deps.pool.acquire() as conn:
+        if await erased_since(conn, resume.user_id, event.time):
+            # user.deleted ran between the row and the vector: its own removal of the
+            # vector came first, so this one is left to remove
+            await deps.index.delete(RESUMES, [resume.user_id])
+            raise Ignore(f"user {resume.user_id!r} was erased after this résumé")
     now = deps.clock()
     seeker = Seeker(
         user_id=resume.user_id,
@@ -170,6 +198,7 @@ async def on_resume_upserted(event: Event[ResumeUpserted], deps: MatcherDeps) ->
         seeker,
         posted_after=now - deps.max_age,
         limit=deps.settings.match_candidates,
+        min_similarity=deps.min_similarity,
     )
     async with deps.pool.acquire() as conn, conn.transaction():
         floors = await resumes.min_scores(conn, [resume.user_id])
@@ -188,13 +217,18 @@ async def on_resume_deleted(event: Event[ResumeDeleted], deps: MatcherDeps) -> N
 
 
 async def on_user_deleted(event: Event[UserDeleted], deps: MatcherDeps) -> None:
-    await _forget(deps, event.data.user_id, alerts_too=True)
+    await _forget(deps, event.data.user_id, alerts_too=True, erased_at=event.time)
 
 
-async def _forget(deps: MatcherDeps, user_id: str, *, alerts_too: bool) -> None:
+async def _forget(
+    deps: MatcherDeps, user_id: str, *, alerts_too: bool, erased_at: datetime | None = None
+) -> None:
     # the vector first: a crash after it leaves rows a redelivery removes
     await deps.index.delete(RESUMES, [user_id])
     async with deps.pool.acquire() as conn, conn.transaction():
+        await lock_user(conn, user_id)
+        if erased_at is not None:
+            await record_erasure(conn, user_id, erased_at)
         await resumes.delete_resume(conn, user_id)
         await matches.forget_user(conn, user_id)
         if alerts_too:
@@ -206,7 +240,10 @@ async def _forget(deps: MatcherDeps, user_id: str, *, alerts_too: bool) -> None:
 
 
 async def on_alert_saved(event: Event[AlertSaved], deps: MatcherDeps) -> None:
-    async with deps.pool.acquire() as conn:
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await lock_user(conn, event.data.user_id)
+        if await erased_since(conn, event.data.user_id, event.time):
+            raise Ignore(f"user {event.data.user_id!r} was erased after this alert")
         saved = await alerts.save(conn, event.data, event.time)
     log.info("alert_saved", alert_id=event.data.alert_id, changed=saved)
 
@@ -345,4 +382,4 @@ async def _publish(
                 correlation_id=correlation_id,
             )
         )
-    await asyncio.gather(*(deps.bus.publish(e) for e in events))
+    await deps.bus.publish_many(events)

@@ -59,6 +59,7 @@ __all__ = [
     "Seeker",
     "Weights",
     "below_min_score",
+    "min_similarity",
     "passes_filters",
     "score",
     "skill_overlap",
@@ -222,6 +223,21 @@ def skill_overlap(
     if not asked:
         return 0.0, matched, missing
     return len(matched) / max(len(asked), MIN_JOB_SKILLS), matched, missing
+
+
+def min_similarity(threshold: float, weights: Weights | None = None) -> float | None:
+    """The lowest cosine similarity at which a pair can still score ``threshold``:
+    the skill part adds at most its weight, and a pair without skills on both sides
+    is scored on similarity alone (a higher bar). A search may leave out everything
+    below it without losing a match. None when there is no such bound (the skill
+    part alone can reach the threshold)."""
+    weights = weights or Weights()
+    total = weights.vector + weights.skills
+    if weights.vector == 0:
+        return None
+    bound = (threshold - weights.skills / total) / (weights.vector / total)
+    # a hair lower, so float rounding in score() never drops a pair at the bound
+    return bound - 1e-6 if bound > 0 else None
 
 
 def score(

@@ -94,10 +94,16 @@ class JobHit:
 
 
 async def seekers_near(
-    index: VectorIndex, vector: np.ndarray, job: JobPosted, *, limit: int
+    index: VectorIndex,
+    vector: np.ndarray,
+    job: JobPosted,
+    *,
+    limit: int,
+    min_similarity: float | None = None,
 ) -> list[SeekerHit]:
     """The seekers closest to ``job`` who could take it: somewhere it is (or anywhere,
-    for a remote job and a seeker open to remote work), asking no more than it pays."""
+    for a remote job and a seeker open to remote work), asking no more than it pays;
+    none less similar than ``min_similarity``."""
     where = place(job.location)
     here: list[Condition] = [IsEmpty("place")]
     if where:
@@ -109,7 +115,13 @@ async def seekers_near(
     pays = job.salary_max if job.salary_max is not None else job.salary_min
     if pays is not None:
         must.append(AnyOf(IsEmpty("desired_salary"), Range("desired_salary", lte=pays)))
-    hits = await index.search(RESUMES, vector, filter=IndexFilter.all(*must), limit=limit)
+    hits = await index.search(
+        RESUMES,
+        vector,
+        filter=IndexFilter.all(*must),
+        limit=limit,
+        score_threshold=min_similarity,
+    )
     return [SeekerHit(h.score, _seeker(h.payload)) for h in hits]
 
 
@@ -120,9 +132,11 @@ async def jobs_near(
     *,
     posted_after: datetime,
     limit: int,
+    min_similarity: float | None = None,
 ) -> list[JobHit]:
     """The open jobs closest to ``seeker`` posted since ``posted_after`` that could be
-    theirs: where they are, remote if they are open to it, paying their floor."""
+    theirs: where they are, remote if they are open to it, paying their floor; none
+    less similar than ``min_similarity``."""
     must: list[Condition] = [Range("posted_at", gte=posted_after.timestamp())]
     where = place(seeker.location)
     if where:
@@ -132,7 +146,9 @@ async def jobs_near(
         must.append(AnyOf(*here))
     if seeker.desired_salary is not None:
         must.append(AnyOf(IsEmpty("salary_max"), Range("salary_max", gte=seeker.desired_salary)))
-    hits = await index.search(JOBS, vector, filter=IndexFilter.all(*must), limit=limit)
+    hits = await index.search(
+        JOBS, vector, filter=IndexFilter.all(*must), limit=limit, score_threshold=min_similarity
+    )
     return [JobHit(h.score, _job(h.id, h.payload), bool(h.payload.get("repost_of"))) for h in hits]
 
 

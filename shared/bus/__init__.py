@@ -18,6 +18,7 @@ from ._parking import (
     QueueStats,
     delete_parked,
     list_parked,
+    purge_parked,
     queue_stats,
     replay_parked,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "delete_parked",
     "exchange_name",
     "list_parked",
+    "purge_parked",
     "queue_stats",
     "replay_parked",
     "retry_step",

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,11 +32,12 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
-from shared.errors import BusUnavailable, Defer, InvalidEvent, Permanent, Retry
+from shared.errors import BusUnavailable, Defer, Ignore, InvalidEvent, Permanent, Retry
 from shared.events import CONTENT_TYPE, Event, parse_event
 from shared.metrics import ServiceMetrics
 
 from . import _headers as h
+from . import _pipeline
 from ._backoff import retry_step
 from ._topology import (
     QueueNames,
@@ -231,6 +233,76 @@ class Bus:
         """
         message = self._message(event, priority)
         await self._publish(event.type, message, to_events=True, label=event.type)
+
+    async def publish_many(self, events: Sequence[Event[Any]]) -> None:
+        """Publish ``events`` to the events exchange; returns once the broker has
+        confirmed every one of them.
+
+        The publishes are pipelined: all are written before any confirm is awaited,
+        so a batch costs about one round trip rather than one each (``publish`` in a
+        loop, or gathered, makes each wait for the channel in turn). Those left
+        unconfirmed by a lost connection are published again, as ``publish`` does,
+        until ``publish_timeout``; then ``BusUnavailable``. Priorities come from the
+        payloads, as with ``publish``.
+        """
+        pending = list(events)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
+        last_error = "not connected"
+        while pending and (remaining := deadline - loop.time()) > 0:
+            try:
+                async with asyncio.timeout(remaining):
+                    if not self._connected.is_set():
+                        await self._connected.wait()
+                    pending, last_error = await self._publish_batch(pending)
+            except TimeoutError:
+                last_error = "timed out waiting for confirms"
+                break
+            except _UNCONFIRMED as exc:
+                last_error = str(exc) or type(exc).__name__
+            if pending:
+                await asyncio.sleep(min(0.1, max(deadline - loop.time(), 0)))
+        failed = Counter(e.type for e in pending)
+        for label, count in (Counter(e.type for e in events) - failed).items():
+            self.metrics.child(self.metrics.published, self.service, label, "confirmed").inc(count)
+        if pending:
+            for label, count in failed.items():
+                self.metrics.child(self.metrics.published, self.service, label, "failed").inc(count)
+            raise BusUnavailable(
+                f"{len(pending)} of {len(events)} publishes not confirmed in "
+                f"{self.publish_timeout}s: {last_error}"
+            )
+
+    async def _publish_batch(self, events: list[Event[Any]]) -> tuple[list[Event[Any]], str]:
+        """One pass of ``publish_many``: the events still unconfirmed after it, and why."""
+        channel, exchange = self._publish_channel, self._exchange
+        if channel is None or exchange is None:
+            raise aio_pika.exceptions.ChannelInvalidStateError("reconnecting")
+        underlay = await channel.get_underlay_channel()
+        messages = [(e.type, self._message(e, None)) for e in events]
+        if _pipeline.supports(underlay):
+            outcomes: list[Any] = await asyncio.gather(
+                *await _pipeline.write_batch(underlay, exchange.name, messages),
+                return_exceptions=True,
+            )
+        else:  # one by one, as publish does, but without waiting for each in turn
+            outcomes = await asyncio.gather(
+                *(
+                    underlay.basic_publish(
+                        m.body, exchange=exchange.name, routing_key=key, properties=m.properties
+                    )
+                    for key, m in messages
+                ),
+                return_exceptions=True,
+            )
+        left, why = [], ""
+        for event, outcome in zip(events, outcomes, strict=True):
+            if isinstance(outcome, _UNCONFIRMED):
+                left.append(event)
+                why = str(outcome) or type(outcome).__name__
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        return left, why
 
     async def publish_later(
         self, queue: WorkQueue, event: Event[Any], *, after: float, attempts: int
@@ -500,6 +572,12 @@ class Bus:
             await handler(event)
         except Defer as exc:
             await self._defer(sub, message, exc, attempt - 1, event.type)
+        except Ignore as exc:
+            log.info("event_ignored", reason=exc.reason)
+            if await _ack(message):
+                self.metrics.child(
+                    self.metrics.consumed, self.service, queue, event.type, "ignored"
+                ).inc()
         except Permanent as exc:
             log.warning("handler_failed_permanently", error=exc.reason)
             await self._park(sub, message, "permanent", exc.reason, attempt, event.type)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import aiormq
@@ -179,3 +180,37 @@ async def queue_stats(connection: AbstractConnection, queues: Sequence[str]) -> 
         )
         await channel.close()
     return found
+
+
+async def purge_parked(
+    connection: AbstractConnection, queues: Sequence[str], *, parked_before: datetime
+) -> int:
+    """Drop parked messages parked before ``parked_before``; how many.
+
+    A parking queue is in parking order, so the walk stops at the first younger
+    message; it and whatever was taken with it go back unacked when the channel
+    closes. A message without a readable parking time is kept.
+    """
+    dropped = 0
+    for queue in queues:
+        channel = await _existing(connection, queue)
+        if channel is None:
+            continue
+        q = await channel.get_queue(queue, ensure=False)
+        while message := await q.get(no_ack=False, fail=False):
+            parked_at = _parked_at(message)
+            if parked_at is None or parked_at >= parked_before:
+                break
+            await message.ack()
+            dropped += 1
+        await channel.close()
+    return dropped
+
+
+def _parked_at(message: AbstractIncomingMessage) -> datetime | None:
+    value = (message.headers or {}).get(h.PARKED_AT)
+    try:
+        parked_at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parked_at if parked_at.tzinfo is not None else None

@@ -31,6 +31,7 @@ DISPATCHER_NOTIFICATIONS = WorkQueue(
         "application.status_changed",
         "reminder.due",
         "digest.due",
+        "notification.cancel_requested",
     ),
 )
 # Who the users are, and the facts about them that reminders are worded from.
@@ -55,6 +56,18 @@ MATCHER_TICKS = WorkQueue("matcher", "ticks", ("tick.hourly", "tick.daily", "tic
 
 # The gateway's own rows about a user (saved searches) go with user.deleted.
 GATEWAY_USERS = WorkQueue("gateway", "users", ("user.deleted",))
+# What the scheduler's reminders follow: meetings and their moves, application status
+# changes (follow-ups, interviews), and erasure.
+SCHEDULER_SUBJECTS = WorkQueue(
+    "scheduler",
+    "subjects",
+    (
+        "meeting.scheduled",
+        "meeting.cancelled",
+        "application.status_changed",
+        "user.deleted",
+    ),
+)
 
 ALL_QUEUES: tuple[WorkQueue, ...] = (
     DISPATCHER_NOTIFICATIONS,
@@ -65,4 +78,5 @@ ALL_QUEUES: tuple[WorkQueue, ...] = (
     MATCHER_SEEKERS,
     MATCHER_TICKS,
     GATEWAY_USERS,
+    SCHEDULER_SUBJECTS,
 )

@@ -124,6 +124,14 @@ class JobClosed(Payload):
     job_id: str = NonEmpty
 
 
+class JobExpired(Payload):
+    """Published by the scheduler when it closes a job whose ``expires_at`` passed."""
+
+    event_type = "job.expired"
+    job_id: str = NonEmpty
+    expires_at: AwareDatetime
+
+
 class AlertSaved(Payload):
     """A saved search ("job alert"): re-run on its tick, each job announced once."""
 
@@ -152,6 +160,8 @@ class ApplicationStatusChanged(Payload):
     new_status: ApplicationStatus
     old_status: ApplicationStatus | None = None
     note: str | None = Field(default=None, max_length=10_000)
+    # when the interview is (with new_status interview): the scheduler reminds of it
+    interview_at: AwareDatetime | None = None
 
 
 class MeetingScheduled(Payload):
@@ -168,6 +178,18 @@ class MeetingCancelled(MeetingScheduled):
     event_type = "meeting.cancelled"
 
 
+class MeetingStarted(MeetingScheduled):
+    """Published by the scheduler when a meeting's start time comes (scheduled → active)."""
+
+    event_type = "meeting.started"
+
+
+class MeetingCompleted(MeetingScheduled):
+    """Published by the scheduler when a meeting's end time comes (active → completed)."""
+
+    event_type = "meeting.completed"
+
+
 class RequestNotification(Payload):
     event_type = "notification.requested"
     user_id: str = NonEmpty
@@ -179,6 +201,15 @@ class RequestNotification(Payload):
     channels: list[str] | None = None
     deliver_at: AwareDatetime | None = None
     dedup_key: str | None = Field(default=None, max_length=256)
+
+
+class CancelNotification(Payload):
+    """Cancel a delayed ``notification.requested`` (one with ``deliver_at``) before it
+    goes out; ``request_id`` is that event's id."""
+
+    event_type = "notification.cancel_requested"
+    request_id: str = NonEmpty
+    user_id: str = NonEmpty
 
 
 class MatchFound(Payload):
@@ -261,12 +292,16 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     JobPosted,
     JobUpdated,
     JobClosed,
+    JobExpired,
     AlertSaved,
     AlertDeleted,
     ApplicationStatusChanged,
     MeetingScheduled,
     MeetingCancelled,
+    MeetingStarted,
+    MeetingCompleted,
     RequestNotification,
+    CancelNotification,
     MatchFound,
     NotificationDelivered,
     NotificationFailed,

@@ -9,9 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import aio_pika
+import pytest
+from pydantic import SecretStr
 
-from shared.bus import Bus, catalog, list_parked
-from shared.errors import Defer, Permanent, Retry
+from shared.bus import PRIORITY_LEVELS, Bus, catalog, list_parked
+from shared.bus._pipeline import CHUNK
+from shared.errors import BusUnavailable, Defer, Permanent, Retry
 from shared.events import DeliveryDue, Event, new_event
 from shared.settings import Settings
 from tests.support import eventually, notification, publish_raw, queue_depth
@@ -278,3 +281,58 @@ async def test_publish_later_waits_in_a_delay_queue_and_carries_its_attempts(
     assert len(runs) == 1
     assert runs[0] - started >= 0.35
     assert [p.reason for p in await list_parked_for(settings, bus)] == ["exhausted"]
+
+
+async def test_publish_many_delivers_every_event_once_in_order_with_its_priority(
+    bus_factory: Callable[..., Bus], settings: Settings
+) -> None:
+    """A batch larger than one socket write: every event confirmed, delivered once,
+    in publishing order, and an urgent one still travels with its AMQP priority."""
+    received: list[Event[Any]] = []
+    priorities: list[int | None] = []
+
+    async def handle(event: Event[Any]) -> None:
+        received.append(event)
+
+    consumer = bus_factory("dispatcher", prefetch=1)
+    consumer.subscribe("notifications", {"notification.requested": handle}, priorities=True)
+    await consumer.start(wait=10)
+    producer = bus_factory("gateway")
+    await producer.start(wait=10)
+
+    sent = [notification(user_id=f"u-{i}") for i in range(CHUNK * 2 + 7)]
+    await producer.publish_many(sent)
+    await producer.publish_many([])  # nothing to do is not an error
+
+    await eventually(lambda: len(received) == len(sent), what="the whole batch")
+    assert [e.id for e in received] == [e.id for e in sent]
+    confirmed = producer.metrics.published.labels("gateway", "notification.requested", "confirmed")
+    assert confirmed._value.get() == len(sent)
+
+    # the priority rides on each message, as with publish
+    urgent = notification(user_id="u-urgent", priority="urgent")
+    probe = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    try:
+        channel = await probe.channel()
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(producer.exchange, "notification.requested")
+        await producer.publish_many([urgent])
+        message = await queue.get(timeout=5)
+        priorities.append(message.priority)
+    finally:
+        await probe.close()
+    assert priorities == [PRIORITY_LEVELS["urgent"]]
+
+
+async def test_publish_many_without_a_broker_gives_up_after_the_publish_timeout(
+    bus_factory: Callable[..., Bus],
+) -> None:
+    nowhere = SecretStr("amqp://guest:guest@127.0.0.1:1/")
+    bus = bus_factory("gateway", amqp_url=nowhere, publish_timeout=0.3)
+    await bus.start()
+    started = time.monotonic()
+    with pytest.raises(BusUnavailable, match="2 of 2 publishes not confirmed"):
+        await bus.publish_many([notification(), notification()])
+    assert 0.25 <= time.monotonic() - started < 2
+    failed = bus.metrics.published.labels("gateway", "notification.requested", "failed")
+    assert failed._value.get() == 2

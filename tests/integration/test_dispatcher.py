@@ -30,6 +30,7 @@ from shared.events import (
     MeetingScheduled,
     ReminderDue,
     RequestNotification,
+    UserDeleted,
     UserSignedUp,
 )
 from tests.integration.conftest import (
@@ -104,6 +105,50 @@ async def set_prefs(pool: asyncpg.Pool, user_id: str, **values: Any) -> None:
         user_id,
         *values.values(),
     )
+
+
+# -- erasure ---------------------------------------------------------------------
+
+
+async def test_erasure_removes_the_user_and_stragglers_from_before_it_change_nothing(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    d = await dispatcher()
+    user_id = await sign_up(producer, pool)
+    await publish(producer, request(user_id, title="Before"))
+    await until(pool, "SELECT true FROM notifications WHERE user_id = $1", user_id, what="sent")
+    erased_at = datetime.now(UTC)
+    await publish(producer, UserDeleted(user_id=user_id), time=erased_at)
+    await until(
+        pool, "SELECT true FROM erased_users WHERE user_id = $1", user_id, what="the erasure"
+    )
+    assert (
+        await pool.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", user_id) == 0
+    )
+    welcomes = len(outbox(d))
+
+    # a sign-up and a request published before the erasure, handled after it
+    early = erased_at - timedelta(seconds=5)
+    await publish(
+        producer,
+        UserSignedUp(user_id=user_id, email=f"{user_id}@example.com", name="Ghost"),
+        time=early,
+    )
+    await publish(producer, request(user_id, title="Straggler"), time=early)
+    await asyncio.sleep(1.0)
+    assert await pool.fetchval("SELECT count(*) FROM users WHERE user_id = $1", user_id) == 0
+    assert (
+        await pool.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", user_id) == 0
+    )
+    assert len(outbox(d)) == welcomes
+    # a sign-up after the erasure is a new start
+    await publish(
+        producer,
+        UserSignedUp(user_id=user_id, email=f"{user_id}@example.com", name="Ada again"),
+        time=erased_at + timedelta(seconds=1),
+    )
+    await until(pool, "SELECT name = 'Ada again' FROM users WHERE user_id = $1", user_id, what="it")
+    await eventually(lambda: len(outbox(d)) == welcomes + 1, what="one new welcome")
 
 
 # -- welcome, e-mail and the inbox ------------------------------------------------
@@ -562,10 +607,15 @@ async def test_a_pending_delivery_whose_message_was_lost_is_swept_and_sent(
         receiver.script("/hook", Reply(503))
         await publish(producer, request(user_id, title="Lost once"))
         await eventually(lambda: len(receiver.to("/hook")) >= 1, what="first attempt")
-        # ... and the retry message is lost (purged, as a broker losing it would)
-        for queue in d.bus.queues:
-            if ".deliveries.retry." in queue:
-                await purge(d.settings, queue)
+        # ... and the retry message is lost (purged, as a broker losing it would), once
+        # the dispatcher has put it there
+        retry_queues = [q for q in d.bus.queues if ".deliveries.retry." in q]
+
+        async def retry_lost() -> bool:
+            purged = [await purge(d.settings, q) for q in retry_queues]
+            return sum(purged) >= 1
+
+        await eventually(retry_lost, timeout=1.5, what="the retry message to purge")
         await asyncio.sleep(2.5)  # past the 2 s retry step: nothing comes back
         assert len(receiver.to("/hook")) == 1
         assert await sweep_lost(pool, d.bus, after=0.0) >= 1
@@ -575,11 +625,13 @@ async def test_a_pending_delivery_whose_message_was_lost_is_swept_and_sent(
     assert row["attempts"] == 2
 
 
-async def purge(settings: Any, queue: str) -> None:
+async def purge(settings: Any, queue: str) -> int:
+    """Empty ``queue``; how many messages it held."""
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     try:
         channel = await connection.channel()
-        await (await channel.get_queue(queue, ensure=False)).purge()
+        purged = await (await channel.get_queue(queue, ensure=False)).purge()
+        return int(purged.message_count or 0)
     finally:
         await connection.close()
 
@@ -606,6 +658,29 @@ async def test_urgent_is_not_held_up_by_slow_sends_to_other_endpoints(
         )
         await eventually(lambda: len(fast.requests) == 1, timeout=10, what="the urgent message")
         assert fast.requests[0].at - sent_at < 1.0
+
+
+async def test_slow_endpoints_filling_every_inline_slot_do_not_hold_up_others(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    """Intake waits only a moment for an inline slot: when a slow receiver keeps them
+    all, new deliveries go through the delivery queue and reach a healthy endpoint
+    at once, and the slow one still gets everything."""
+    await dispatcher(recipient_rate_per_minute=1_000_000, http_timeout=10.0, inline_deliveries=4)
+    slow_user = await sign_up(producer, pool)
+    user_id = await sign_up(producer, pool)
+    async with Receiver("webhook") as slow, Receiver("webhook") as fast:
+        slow.script("/hook", *[Reply(204, delay=3.0) for _ in range(12)])
+        await add_endpoint(pool, slow_user, "webhook", url=f"{slow.url}/hook")
+        await add_endpoint(pool, user_id, "webhook", url=f"{fast.url}/hook")
+        for n in range(12):
+            await publish(producer, request(slow_user, title=f"Slow {n}", channels=["webhook"]))
+        await eventually(lambda: len(slow.requests) >= 4, what="every inline slot busy")
+        sent_at = asyncio.get_running_loop().time()
+        await publish(producer, request(user_id, title="Normal", channels=["webhook"]))
+        await eventually(lambda: len(fast.requests) == 1, timeout=10, what="the other message")
+        assert fast.requests[0].at - sent_at < 1.0
+        await eventually(lambda: len(slow.requests) == 12, timeout=30, what="every slow one")
 
 
 async def test_a_redelivered_match_finishes_what_it_planned_even_if_the_job_closed_since(

@@ -20,6 +20,7 @@ import pytest
 from services.matcher import model_files
 from services.matcher.app import matcher_deps, subscribe
 from services.matcher.handlers import MatcherDeps
+from services.matcher.index import IndexFilter, Match
 from services.matcher.searching import RESUMES
 from shared.bus import Bus
 from shared.events import (
@@ -304,6 +305,43 @@ async def test_deleting_a_resume_or_user_removes_rows_and_vectors(
 
     await eventually(erased_everywhere, timeout=30, what="rows erased")
     assert await index.count(RESUMES) == 0
+
+
+async def test_a_resume_or_alert_from_before_an_erasure_does_not_bring_the_user_back(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    """A résumé update or saved alert published before user.deleted but handled
+    after it (a retry, a lagging producer) is ignored; a sign-up afterwards is not."""
+    m = await matcher()
+    erased = user()
+    before = datetime.now(UTC)
+    await m.send(UserDeleted(user_id=erased), at=before + timedelta(seconds=1))
+    await until_erased(pool, erased)
+    await m.send(resume(erased, location="Berlin"), at=before)
+    await m.send(
+        AlertSaved(alert_id=f"a-{erased}", user_id=erased, keywords=["python"], frequency="daily"),
+        at=before,
+    )
+    # a résumé from after the erasure is a new start: it is stored, so once it is,
+    # the two older events (same queue, handled first) have had their turn
+    later = user()
+    await m.send(resume(later, location="Berlin"), at=before + timedelta(seconds=2))
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM resumes WHERE user_id = $1", later),
+        timeout=30,
+        what="the later résumé",
+    )
+    assert await pool.fetchval("SELECT count(*) FROM resumes WHERE user_id = $1", erased) == 0
+    assert await pool.fetchval("SELECT count(*) FROM alerts WHERE user_id = $1", erased) == 0
+    assert await m.deps.index.count(RESUMES, IndexFilter.all(Match("user_id", erased))) == 0
+
+
+async def until_erased(pool: asyncpg.Pool, user_id: str) -> None:
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM erased_users WHERE user_id = $1", user_id),
+        timeout=30,
+        what="the erasure recorded",
+    )
 
 
 async def test_an_alert_fires_once_per_job(

@@ -13,6 +13,7 @@ from services.matcher.scoring import (
     Seeker,
     Weights,
     below_min_score,
+    min_similarity,
     passes_filters,
     score,
     skill_overlap,
@@ -213,3 +214,35 @@ def test_the_score_stays_in_the_unit_interval() -> None:
 def test_invalid_weights_are_refused(vector: float, skills: float) -> None:
     with pytest.raises(ValueError, match="weight"):
         Weights(vector=vector, skills=skills)
+
+
+# -- the similarity a search may stop at ---------------------------------------------
+
+
+@pytest.mark.parametrize("weights", [Weights(), Weights(0.5, 0.5), Weights(1.0, 0.0)])
+@pytest.mark.parametrize("threshold", [0.35, 0.5, 0.8])
+def test_no_pair_below_min_similarity_reaches_the_threshold(
+    weights: Weights, threshold: float
+) -> None:
+    """The index leaves out candidates under this bound: none of them may be a match,
+    whatever the skills on either side."""
+    bound = min_similarity(threshold, weights)
+    if bound is None:  # then a full skill match with no similarity at all is kept
+        assert score(0.0, seeker(), job(skills=seeker().skills), weights).score >= threshold
+        return
+    all_skills = job().skills
+    for have in [frozenset(), frozenset(list(all_skills)[:1]), all_skills]:
+        for asked in [frozenset(), all_skills]:
+            for step in range(-100, 101):
+                similarity = step / 100
+                scored = score(similarity, seeker(skills=have), job(skills=asked), weights)
+                if scored.score >= threshold:
+                    assert similarity >= bound
+    # and it is tight: a full skill match just above it is kept
+    top = score(bound + 2e-6, seeker(skills=all_skills), job(skills=all_skills), weights)
+    assert top.score >= threshold or weights.skills == 0
+
+
+def test_no_similarity_bound_when_skills_alone_can_reach_the_threshold() -> None:
+    assert min_similarity(0.25, Weights(0.7, 0.3)) is None
+    assert min_similarity(0.5, Weights(0.0, 1.0)) is None

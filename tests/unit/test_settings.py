@@ -85,3 +85,27 @@ def test_a_configured_secret_key_is_used_as_is(monkeypatch: pytest.MonkeyPatch) 
     assert settings.secret_key is not None
     assert settings.secret_key.get_secret_value() == "from-the-vault"
     assert not settings.dev_secret_path.exists()
+
+
+def test_the_cron_table_is_configured_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "HERALD_SCHEDULES",
+        '{"minute": "off", "nightly": "0 2 * * *",'
+        ' "daily": {"cron": "0 8 * * *", "timezone": "Europe/Berlin", "catchup": "all"}}',
+    )
+    schedules = Settings().schedules
+    assert schedules["minute"] is None
+    nightly, daily = schedules["nightly"], schedules["daily"]
+    assert nightly is not None
+    assert (nightly.cron, nightly.catchup) == ("0 2 * * *", None)
+    assert daily is not None
+    assert (daily.timezone, daily.catchup) == ("Europe/Berlin", "all")
+
+
+def test_a_schedule_name_must_make_a_tick_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_SCHEDULES", '{"Every Day": "0 9 * * *"}')
+    with pytest.raises(ValidationError, match="tick"):
+        Settings()
+    monkeypatch.setenv("HERALD_SCHEDULES", '{"daily": {"cron": "0 9 * * *", "catchup": "twice"}}')
+    with pytest.raises(ValidationError, match="catchup"):
+        Settings()

@@ -1,0 +1,42 @@
+"""Erased users: a tombstone per ``user.deleted``.
+
+Events about a user travel on several queues and may be retried for minutes, so a
+``user.signed_up``, ``resume.upserted`` or ``notification.requested`` published before
+the erasure can be handled after it. Comparing the event's time with the erasure's
+keeps such stragglers from bringing the user's data back, while a genuine sign-up
+under the same id afterwards still works.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.db import Connection
+
+
+async def lock_user(conn: Connection, user_id: str) -> None:
+    """Serialise, until the transaction ends, the writes about one user that must
+    not interleave with their erasure (a check for the tombstone, then a write)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"user:{user_id}")
+
+
+async def record_erasure(conn: Connection, user_id: str, at: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO erased_users (user_id, erased_at) VALUES ($1, $2)
+           ON CONFLICT (user_id) DO UPDATE
+               SET erased_at = GREATEST(erased_users.erased_at, EXCLUDED.erased_at)""",
+        user_id,
+        at,
+    )
+
+
+async def erased_since(conn: Connection, user_id: str, event_time: datetime) -> bool:
+    """Whether ``user_id`` was erased at or after ``event_time``: an event from
+    before the erasure, which must change nothing."""
+    return bool(
+        await conn.fetchval(
+            "SELECT true FROM erased_users WHERE user_id = $1 AND erased_at >= $2",
+            user_id,
+            event_time,
+        )
+    )
