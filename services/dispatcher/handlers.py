@@ -120,6 +120,7 @@ class Compose:
     attachments: tuple[Attachment, ...] = ()
     repeatable: bool = False
     only: tuple[str, ...] | list[str] | None = None
+    endpoint_ids: list[uuid.UUID] | None = None
     deliver_at: datetime | None = None
     id_parts: tuple[str, ...] = ()
 
@@ -166,6 +167,7 @@ async def _notify(record: Recorder, deps: IntakeDeps, c: Compose) -> Planned:
         strategy=deps.strategy(c.type),
         repeatable=c.repeatable,
         only=c.only,
+        endpoint_ids=c.endpoint_ids,
         deliver_at=c.deliver_at,
         source_event_id=c.event.id,
         correlation_id=c.event.correlation_id,
@@ -288,6 +290,7 @@ async def on_notification_requested(event: Event[RequestNotification], deps: Int
             link=link,
             data=r.data,
             only=r.channels,
+            endpoint_ids=r.endpoint_ids,
             deliver_at=r.deliver_at,
         ),
     )

@@ -5,7 +5,7 @@ batch with other notifications)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,6 +43,7 @@ def entry(
     strategy: DedupStrategy,
     repeatable: bool = False,
     only: list[str] | tuple[str, ...] | None = None,
+    endpoint_ids: Collection[uuid.UUID] | None = None,
     deliver_at: datetime | None = None,
     source_event_id: str,
     correlation_id: str,
@@ -65,7 +66,9 @@ def entry(
     )
     plan_rows: list[tuple[Endpoint, datetime | None]] = []
     for endpoint in recipient.endpoints:
-        if endpoint.type not in wanted:
+        if endpoint.type not in wanted or (
+            endpoint_ids is not None and endpoint.id not in endpoint_ids
+        ):
             continue
         # the inbox is silent: quiet hours do not hold it back, a send time does
         hold = (

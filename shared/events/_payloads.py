@@ -8,6 +8,7 @@ naive time is refused rather than guessed. Bump ``schema_version`` on a breaking
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -199,6 +200,9 @@ class RequestNotification(Payload):
     data: dict[str, Any] = Field(default_factory=dict)
     priority: Priority = Priority.NORMAL
     channels: list[str] | None = None
+    # only these of the user's channel endpoints (ids as /v1/me/channels lists them),
+    # e.g. a test send to one of two webhooks; with ``channels``, both must allow it
+    endpoint_ids: list[uuid.UUID] | None = Field(default=None, max_length=100)
     deliver_at: AwareDatetime | None = None
     dedup_key: str | None = Field(default=None, max_length=256)
 

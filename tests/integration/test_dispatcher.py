@@ -281,6 +281,23 @@ async def test_gone_endpoint_is_disabled_at_once(
     assert "410" in reason
 
 
+async def test_a_request_for_one_endpoint_reaches_only_that_one(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    """A test send to one of two webhooks (``endpoint_ids``) leaves the other alone."""
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    async with Receiver("webhook") as first, Receiver("webhook") as second:
+        chosen = await add_endpoint(pool, user_id, "webhook", url=f"{first.url}/hook")
+        await add_endpoint(pool, user_id, "webhook", url=f"{second.url}/hook")
+        await publish(producer, request(user_id, title="Just one", endpoint_ids=[chosen.id]))
+        await publish(producer, request(user_id, title="Both"))
+        await eventually(lambda: len(second.requests) == 1, what="the one for both")
+        await eventually(lambda: len(first.requests) == 2, what="both on the chosen one")
+    assert [r.json()["data"]["title"] for r in second.requests] == ["Both"]
+    assert sorted(r.json()["data"]["title"] for r in first.requests) == ["Both", "Just one"]
+
+
 async def test_unconfigured_channel_is_recorded_as_skipped(
     dispatcher: Start, producer: Bus, pool: asyncpg.Pool
 ) -> None:

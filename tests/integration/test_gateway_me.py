@@ -216,6 +216,7 @@ async def test_a_test_send_asks_the_dispatcher_for_that_channel(
     await eventually(lambda: len(heard) == 2, what="two notification.requested events")
     first = heard[0].data
     assert (first.user_id, first.type, first.channels) == (user, "test", ["webhook"])
+    assert [str(i) for i in first.endpoint_ids or []] == [channel["id"]]
     # each test is its own notification, never taken for a repeat
     assert first.dedup_key != heard[1].data.dedup_key
     assert {e.id for e in heard} == {answer.json()["event_id"], again.json()["event_id"]}

@@ -240,7 +240,7 @@ async def remove_channel(channel_id: ChannelId, user_id: CurrentUser, state: Sta
     dependencies=limited(Policy.SENSITIVE),
 )
 async def test_channel(channel_id: ChannelId, user_id: CurrentUser, state: State) -> TestSend:
-    """Send a test notification through this channel's type."""
+    """Send a test notification on this channel (only this one)."""
     row = await state.pool.fetchrow(
         "SELECT type, enabled FROM channel_endpoints WHERE id = $1 AND user_id = $2",
         channel_id,
@@ -258,6 +258,7 @@ async def test_channel(channel_id: ChannelId, user_id: CurrentUser, state: State
             title="Test notification",
             body="This is a test notification. If you can read it, this channel reaches you.",
             channels=[row["type"]],
+            endpoint_ids=[channel_id],
             # every test is sent: never taken for a repeat of the previous one
             dedup_key=f"test:{event_id}",
             data={"channel_id": str(channel_id)},
