@@ -7,8 +7,9 @@ them all back to the queue in their original order: nothing moves.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -82,6 +83,38 @@ async def list_parked(
     return found
 
 
+async def _matching(
+    connection: AbstractConnection, queues: Sequence[str], event_id: str | None, limit: int
+) -> AsyncGenerator[tuple[AbstractIncomingMessage, ParkedMessage], None]:
+    """The parked messages to act on, unacked; the caller acks each one it settles.
+    Only what was parked when we began: a replayed message that fails again is parked
+    again behind us and must not be taken a second time. Messages left unacked (not
+    matching ``event_id``, or past ``limit``) go back to their queue when its channel
+    closes."""
+    handed = 0
+    for queue in queues:
+        found = await _probe(connection, queue)
+        if found is None:
+            continue
+        channel, present = found
+        try:
+            q = await channel.get_queue(queue, ensure=False)
+            taken = 0
+            while (
+                handed < limit
+                and taken < present
+                and (message := await q.get(no_ack=False, fail=False))
+            ):
+                taken += 1
+                parked = _describe(queue, message)
+                if event_id is not None and parked.event_id != event_id:
+                    continue
+                handed += 1
+                yield message, parked
+        finally:
+            await channel.close()
+
+
 async def replay_parked(
     connection: AbstractConnection,
     queues: Sequence[str],
@@ -92,37 +125,22 @@ async def replay_parked(
     """Move parked messages back to the work queue they came from, attempts reset."""
     replayed: list[ParkedMessage] = []
     publisher = await connection.channel(publisher_confirms=True)
-    for queue in queues:
-        found = await _probe(connection, queue)
-        if found is None:
-            continue
-        channel, present = found
-        q = await channel.get_queue(queue, ensure=False)
-        # only what was parked when we began: a replayed message that fails again
-        # is parked again behind us and must not be taken a second time
-        taken = 0
-        while (
-            len(replayed) < limit
-            and taken < present
-            and (message := await q.get(no_ack=False, fail=False))
-        ):
-            taken += 1
-            parked = _describe(queue, message)
-            if event_id is not None and parked.event_id != event_id:
-                continue  # left unacked: returns to the parking queue on close
-            headers = {
-                k: v
-                for k, v in (message.headers or {}).items()
-                if k not in (h.ATTEMPT, h.PARKED_REASON, h.PARKED_AT, h.LAST_ERROR)
-            }
-            headers[h.REPLAYED] = int(str(headers.get(h.REPLAYED, 0))) + 1
-            await publisher.default_exchange.publish(
-                h.copy_message(message, headers), routing_key=parked.origin_queue
-            )
-            await message.ack()
-            replayed.append(parked)
-        await channel.close()
-    await publisher.close()
+    try:
+        async with contextlib.aclosing(_matching(connection, queues, event_id, limit)) as found:
+            async for message, parked in found:
+                headers = {
+                    k: v
+                    for k, v in (message.headers or {}).items()
+                    if k not in (h.ATTEMPT, h.PARKED_REASON, h.PARKED_AT, h.LAST_ERROR)
+                }
+                headers[h.REPLAYED] = int(str(headers.get(h.REPLAYED, 0))) + 1
+                await publisher.default_exchange.publish(
+                    h.copy_message(message, headers), routing_key=parked.origin_queue
+                )
+                await message.ack()
+                replayed.append(parked)
+    finally:
+        await publisher.close()
     return replayed
 
 
@@ -135,25 +153,10 @@ async def delete_parked(
 ) -> list[ParkedMessage]:
     """Drop parked messages for good (all, or the one with ``event_id``)."""
     deleted: list[ParkedMessage] = []
-    for queue in queues:
-        found = await _probe(connection, queue)
-        if found is None:
-            continue
-        channel, present = found
-        q = await channel.get_queue(queue, ensure=False)
-        taken = 0
-        while (
-            len(deleted) < limit
-            and taken < present
-            and (message := await q.get(no_ack=False, fail=False))
-        ):
-            taken += 1
-            parked = _describe(queue, message)
-            if event_id is not None and parked.event_id != event_id:
-                continue  # left unacked: returns to the parking queue on close
+    async with contextlib.aclosing(_matching(connection, queues, event_id, limit)) as found:
+        async for message, parked in found:
             await message.ack()
             deleted.append(parked)
-        await channel.close()
     return deleted
 
 
