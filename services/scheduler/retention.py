@@ -33,7 +33,8 @@ async def purge_notifications(pool: asyncpg.Pool, created_before: datetime) -> i
 
 async def purge_settled(pool: asyncpg.Pool, settled_before: datetime) -> int:
     """The scheduler's own history: reminders sent, skipped or cancelled, meetings
-    over or cancelled, and requests' cancellation marks, older than the cutoff."""
+    over or cancelled, requests' cancellation marks, and erasure tombstones, older
+    than the cutoff."""
     removed = await _in_batches(
         pool,
         """DELETE FROM scheduled_reminders WHERE reminder_id IN (
@@ -52,6 +53,14 @@ async def purge_settled(pool: asyncpg.Pool, settled_before: datetime) -> int:
         pool,
         """DELETE FROM cancelled_requests WHERE request_id IN (
                SELECT request_id FROM cancelled_requests WHERE cancelled_at < $1 LIMIT $2)""",
+        settled_before,
+    )
+    # an erasure's tombstone only has to outlive the retries of events from before it
+    # (hours); kept as long as notifications, then the user id goes too
+    removed += await _in_batches(
+        pool,
+        """DELETE FROM erased_users WHERE user_id IN (
+               SELECT user_id FROM erased_users WHERE erased_at < $1 LIMIT $2)""",
         settled_before,
     )
     return removed

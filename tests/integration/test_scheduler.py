@@ -459,6 +459,13 @@ async def test_retention_purges_old_notifications_and_parked_messages_and_closes
                        $2, $3, $2)""",
             job_id, now - timedelta(days=10), expires,
         )  # fmt: skip
+    gone, kept = f"u-{uuid.uuid4().hex[:8]}", f"u-{uuid.uuid4().hex[:8]}"
+    for erased, age in ((gone, 91), (kept, 1)):
+        await pool.execute(
+            "INSERT INTO erased_users (user_id, erased_at) VALUES ($1, $2)",
+            erased,
+            now - timedelta(days=age),
+        )
     parked = f"{settings.namespace}.scheduler.subjects.parked"
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     async with connection:
@@ -478,6 +485,10 @@ async def test_retention_purges_old_notifications_and_parked_messages_and_closes
         r["id"] for r in await pool.fetch("SELECT id FROM notifications WHERE user_id = $1", user)
     }
     assert left == {recent, waiting}
+    tombstones = await pool.fetch(
+        "SELECT user_id FROM erased_users WHERE user_id = ANY($1::text[])", [gone, kept]
+    )
+    assert [r["user_id"] for r in tombstones] == [kept]
     assert await queue_depth(settings.amqp_url.get_secret_value(), parked) == 1
     closed = dict(
         await pool.fetch(
