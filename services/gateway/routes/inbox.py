@@ -97,19 +97,19 @@ async def get_notification(
 async def mark_read(
     notification_id: NotificationId, user_id: CurrentUser, state: State
 ) -> InboxItem:
-    async with state.pool.acquire() as conn:
-        item = await inbox.mark_read(conn, user_id, notification_id, True)
-    if item is None:
-        raise _not_found()
-    return item
+    return await _mark(state, user_id, notification_id, read=True)
 
 
 @router.post("/{notification_id}/unread", response_model=InboxItem, dependencies=limited())
 async def mark_unread(
     notification_id: NotificationId, user_id: CurrentUser, state: State
 ) -> InboxItem:
+    return await _mark(state, user_id, notification_id, read=False)
+
+
+async def _mark(state: State, user_id: str, notification_id: uuid.UUID, *, read: bool) -> InboxItem:
     async with state.pool.acquire() as conn:
-        item = await inbox.mark_read(conn, user_id, notification_id, False)
+        item = await inbox.mark_read(conn, user_id, notification_id, read)
     if item is None:
         raise _not_found()
     return item
