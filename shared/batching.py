@@ -1,16 +1,20 @@
 """Coalesce concurrent calls into one batch call.
 
 Under load a service runs many handlers at once, each wanting one row written or
-read. A round trip to PostgreSQL costs far more than a row, so calls made while the
-event loop is busy are gathered and run as one statement:
+read. A round trip to PostgreSQL costs far more than a row, so calls are gathered
+and run as one statement:
 
     load_users = Coalesced(load_many, max_size=256)
     user = await load_users(user_id)        # one caller's view: one item in, one out
 
-Calls made in the same pass of the event loop (up to ``max_size``), or within
-``linger`` seconds of the first, form a batch; a quiet service therefore runs
-batches of one, waiting at most ``linger``. If a batch fails, each of its items is
-run again on its own, so one bad item fails only its own caller, with its own error.
+A call goes out on the next pass of the event loop, with whatever calls that pass
+made, as long as fewer than ``concurrency`` batches are running; otherwise it waits
+for one of them to finish and goes with everything that arrived meanwhile. So a
+quiet service runs batches of one without waiting for company, and a busy one
+makes its batches as large as its round trips are long (up to ``max_size``) without
+ever holding more than ``concurrency`` connections for them. If a batch fails, each
+of its items is run again on its own, so one bad item fails only its own caller,
+with its own error.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ BatchCall = Callable[[list[T]], Awaitable[Sequence[R]]]
 
 
 class Coalesced(Generic[T, R]):
-    def __init__(self, run: BatchCall[T, R], *, max_size: int = 256, linger: float = 0.0) -> None:
+    def __init__(self, run: BatchCall[T, R], *, max_size: int = 256, concurrency: int = 2) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self._run = run
         self._max_size = max_size
-        self._linger = linger
+        self._concurrency = concurrency
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._flush_scheduled = False
         self._running: set[asyncio.Task[None]] = set()
@@ -38,24 +44,25 @@ class Coalesced(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, future))
-        if len(self._waiting) >= self._max_size:
-            self._flush()
-        elif not self._flush_scheduled:
+        if not self._flush_scheduled and len(self._running) < self._concurrency:
             self._flush_scheduled = True
-            if self._linger > 0:
-                loop.call_later(self._linger, self._flush)
-            else:
-                loop.call_soon(self._flush)
+            loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        batch, self._waiting = self._waiting, []
-        if not batch:
-            return
-        task = asyncio.get_running_loop().create_task(self._settle(batch))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        loop = asyncio.get_running_loop()
+        while self._waiting and len(self._running) < self._concurrency:
+            batch = self._waiting[: self._max_size]
+            del self._waiting[: self._max_size]
+            task = loop.create_task(self._settle(batch))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._waiting and not self._flush_scheduled:
+            self._flush()
 
     async def _settle(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

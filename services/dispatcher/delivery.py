@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -50,9 +50,6 @@ SOURCE = "herald/dispatcher"
 MAX_INLINE_WAIT = 1.0
 # a user may get a few notifications back to back before the spacing applies
 RECIPIENT_BURST = 5
-# How long a batched round trip waits for company: under load a few milliseconds
-# fill a batch (one statement for many rows); idle, it is all a message waits.
-BATCH_LINGER = 0.002
 
 
 @dataclass(frozen=True)
@@ -77,8 +74,8 @@ class DeliveryDeps:
             async with self.pool.acquire() as conn:
                 return await history.record_attempts(conn, attempts)
 
-        object.__setattr__(self, "reserve", Coalesced(reserve, linger=BATCH_LINGER))
-        object.__setattr__(self, "settle", Coalesced(settle, linger=BATCH_LINGER))
+        object.__setattr__(self, "reserve", Coalesced(reserve))
+        object.__setattr__(self, "settle", Coalesced(settle))
 
     @property
     def max_attempts(self) -> int:
@@ -152,13 +149,18 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
 
 
 async def attempt(
-    deps: DeliveryDeps, claimed: history.Claimed, endpoint: Endpoint, correlation_id: str
+    deps: DeliveryDeps,
+    claimed: history.Claimed,
+    endpoint: Endpoint,
+    correlation_id: str,
+    turn: Awaitable[Turn] | None = None,
 ) -> Retry | Defer | None:
     """One attempt on a claimed delivery, its outcome recorded and announced. What
     should happen next, if anything: a retry (a transient failure) or a wait that
-    spends no attempt (a rate limit)."""
+    spends no attempt (a rate limit). ``turn``: the rate-limit reservation, when it
+    was started earlier (``reserve_ahead``)."""
     delivery = claimed.id
-    waited = await _wait_for_turn(claimed, endpoint, deps)
+    waited = await _wait_for_turn(claimed, endpoint, deps, turn)
     if waited is not None:
         return waited
 
@@ -233,22 +235,49 @@ def _retry_in(deps: DeliveryDeps, attempt: int, result: DeliveryResult) -> float
     return None if step is None else delays[step]
 
 
-async def _wait_for_turn(
-    claimed: history.Claimed, endpoint: Endpoint, deps: DeliveryDeps
-) -> Defer | None:
-    """Sleep through a short rate-limit wait; a long one lets the claim go and
-    comes back later (the Defer returned)."""
+def reserve_ahead(
+    deps: DeliveryDeps, notification: Notification, endpoint: Endpoint
+) -> asyncio.Future[Turn] | None:
+    """Start the rate-limit reservation for a send that will follow, so its round
+    trip runs alongside whatever comes first (intake's record). None when nothing
+    limits ``endpoint``. A reservation whose send never happens (the record found a
+    duplicate, or failed) spends a slot of the recipient's budget for nothing:
+    rare, and it only spaces their next message a little more."""
+    limits = _limits(deps, notification, endpoint)
+    if not limits:
+        return None
+    ahead = asyncio.ensure_future(deps.reserve(limits))
+    # nobody may await it: its failure must not be reported as never retrieved
+    ahead.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return ahead
+
+
+def _limits(deps: DeliveryDeps, notification: Notification, endpoint: Endpoint) -> dict[str, Limit]:
     # urgent messages skip the per-recipient budget (and do not use it up); the
     # provider's own limits still hold
     recipient_limit = (
         None
-        if claimed.notification.priority == "urgent"
+        if notification.priority == "urgent"
         else Limit(deps.settings.recipient_rate_per_minute, 60.0, burst=RECIPIENT_BURST)
     )
-    limits = limits_for(endpoint, recipient_limit)
-    if not limits:
-        return None
-    turn = await deps.reserve(limits)
+    return limits_for(endpoint, recipient_limit)
+
+
+async def _wait_for_turn(
+    claimed: history.Claimed,
+    endpoint: Endpoint,
+    deps: DeliveryDeps,
+    ahead: Awaitable[Turn] | None,
+) -> Defer | None:
+    """Sleep through a short rate-limit wait; a long one lets the claim go and
+    comes back later (the Defer returned)."""
+    if ahead is not None:
+        turn = await ahead
+    else:
+        limits = _limits(deps, claimed.notification, endpoint)
+        if not limits:
+            return None
+        turn = await deps.reserve(limits)
     if not turn.granted:
         async with deps.pool.acquire() as conn:
             await history.postpone(conn, claimed.id, claimed.token, turn.wait)

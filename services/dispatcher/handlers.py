@@ -46,7 +46,7 @@ from . import history, recipients
 from .calendar import meeting_ics
 from .channels import Attachment, Notification
 from .content import JobItem, rank_digest
-from .delivery import BATCH_LINGER, publish_due
+from .delivery import publish_due
 from .inline import InlineDeliveries
 from .metrics import DispatcherMetrics
 from .planner import Planned, Recorder, entry, plan
@@ -94,8 +94,8 @@ class IntakeDeps:
             async with self.pool.acquire() as conn:
                 return await history.record_many(conn, entries)
 
-        object.__setattr__(self, "recipients", Coalesced(load, linger=BATCH_LINGER))
-        object.__setattr__(self, "record", Coalesced(record, linger=BATCH_LINGER))
+        object.__setattr__(self, "recipients", Coalesced(load))
+        object.__setattr__(self, "record", Coalesced(record))
 
     def strategy(self, notification_type: str) -> DedupStrategy:
         configured = self.settings.dedup_strategies.get(notification_type)
@@ -174,9 +174,13 @@ async def _notify(record: Recorder, deps: IntakeDeps, c: Compose) -> Planned:
         now=now,
     )
     due_now = sum(1 for _, hold in e.plan if hold is None)
+    turns = {}
     if deps.inline is not None and due_now and await deps.inline.room(due_now):
         e = replace(e, claim=deps.inline.lease)
+        turns = deps.inline.reserve_ahead(e)
     planned = await plan(record, e)
+    if turns and planned.claims:
+        planned = replace(planned, turns=turns)
     deps.metrics.notifications.labels(deps.bus.service, c.kind, planned.outcome).inc()
     if planned.outcome == "duplicate":
         log.info("notification_deduplicated", kind=c.kind, subject=c.subject)

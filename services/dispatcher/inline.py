@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
+from collections.abc import Awaitable
 
 import structlog
 
@@ -34,8 +36,9 @@ from shared.events import DeliveryDue, Priority, UrgentDeliveryDue, derived_id, 
 
 from . import history
 from .channels import delivery_id
-from .delivery import SOURCE, DeliveryDeps, attempt
+from .delivery import SOURCE, DeliveryDeps, attempt, reserve_ahead
 from .planner import Planned
+from .ratelimit import Turn
 
 log = structlog.get_logger("herald.dispatcher")
 
@@ -81,6 +84,18 @@ class InlineDeliveries:
         self._running.discard(task)
         self._freed.set()
 
+    def reserve_ahead(self, e: history.Entry) -> dict[uuid.UUID, asyncio.Future[Turn]]:
+        """Rate-limit reservations for the deliveries ``e`` will record claimed, started
+        now so that their round trip overlaps the record's rather than following it."""
+        n = e.draft.notification
+        turns = {}
+        for endpoint, hold in e.plan:
+            if hold is None:
+                turn = reserve_ahead(self._deps, n, endpoint)
+                if turn is not None:
+                    turns[delivery_id(n.id, endpoint.id)] = turn
+        return turns
+
     def start(self, planned: Planned, correlation_id: str) -> list[history.Due]:
         """Send the deliveries ``planned`` recorded claimed; the others (due now but
         not claimed) are returned for the delivery queue."""
@@ -98,15 +113,19 @@ class InlineDeliveries:
             claimed = history.Claimed(
                 due.id, 0, token, n, draft.kind, draft.job_id, endpoints[due.id]
             )
-            task = asyncio.create_task(self._send(claimed, correlation_id))
+            task = asyncio.create_task(
+                self._send(claimed, correlation_id, planned.turns.get(due.id))
+            )
             self._running.add(task)
             task.add_done_callback(self._finished)
         return rest
 
-    async def _send(self, claimed: history.Claimed, correlation_id: str) -> None:
+    async def _send(
+        self, claimed: history.Claimed, correlation_id: str, turn: Awaitable[Turn] | None
+    ) -> None:
         assert claimed.endpoint is not None
         try:
-            later = await attempt(self._deps, claimed, claimed.endpoint, correlation_id)
+            later = await attempt(self._deps, claimed, claimed.endpoint, correlation_id, turn)
             if isinstance(later, Defer):
                 await self._come_back(claimed, later.after, correlation_id, deferred=True)
             elif later is not None:

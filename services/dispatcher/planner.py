@@ -5,7 +5,7 @@ batch with other notifications)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from .policy import (
     dedup_rule,
     quiet_until,
 )
+from .ratelimit import Turn
 from .recipients import Recipient
 
 
@@ -31,6 +32,8 @@ class Planned:
     # the deliveries in ``due`` recorded claimed by this dispatcher: id -> token
     claims: dict[uuid.UUID, datetime] = field(default_factory=dict)
     entry: history.Entry | None = None
+    # rate-limit reservations started before the record, for the claimed deliveries
+    turns: Mapping[uuid.UUID, Awaitable[Turn]] = field(default_factory=dict)
 
 
 Recorder = Callable[[history.Entry], Awaitable[history.Recorded]]

@@ -81,3 +81,28 @@ async def test_a_cancelled_caller_does_not_break_the_batch_for_the_others() -> N
     assert await second == 2
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_calls_made_while_the_batches_run_wait_and_go_together() -> None:
+    """At most ``concurrency`` batches at a time (each holds a connection); what
+    arrives meanwhile goes as one batch as soon as one of them finishes."""
+    release = asyncio.Event()
+    batches: list[list[int]] = []
+
+    async def held(items: list[int]) -> list[int]:
+        batches.append(list(items))
+        await release.wait()
+        return items
+
+    echo = Coalesced(held, concurrency=2)
+    first = [asyncio.create_task(echo(i)) for i in (1, 2)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    second = [asyncio.create_task(echo(i)) for i in (3, 4)]
+    await asyncio.sleep(0)
+    third = [asyncio.create_task(echo(i)) for i in (5, 6, 7)]
+    await asyncio.sleep(0.01)
+    assert batches == [[1, 2], [3, 4]]  # the third group waits for a free batch
+    release.set()
+    assert await asyncio.gather(*first, *second, *third) == [1, 2, 3, 4, 5, 6, 7]
+    assert batches == [[1, 2], [3, 4], [5, 6, 7]]
