@@ -10,8 +10,9 @@ difference on every job.
 ``write_batch`` does for a batch what ``aiormq.Channel.basic_publish`` does for one
 message — delivery tags and confirmation futures taken under the channel's lock, in
 order — but hands the frames of the whole batch to the connection's writer as one
-buffer. Confirms (and nacks, and a channel closing) come back through aiormq's own
-bookkeeping, exactly as for ``basic_publish``. It uses aiormq ``Channel`` attributes
+buffer per ``CHUNK`` messages, waiting for room in the connection's bounded frame
+queue as ``basic_publish`` does. Confirms (and nacks, and a channel closing) come
+back through aiormq's own bookkeeping, exactly as for ``basic_publish``. It uses aiormq ``Channel`` attributes
 that are public but not documented (``lock``, ``delivery_tag``, ``confirmations``,
 ``write_queue``, ``create_future``, ``number``, ``max_content_size``);
 ``supports(channel)`` says whether they are there, and the bus publishes one by one
@@ -67,24 +68,39 @@ async def write_batch(
     confirmations: list[asyncio.Future[Any]] = []
     methods: dict[str, spec.Basic.Publish] = {}
     async with channel.lock:
-        # nothing below awaits: tags, futures and frames are taken together, so a
-        # cancellation cannot leave a tag allocated without its frames queued
         for at in range(0, len(messages), CHUNK):
+            chunk = messages[at : at + CHUNK]
+            first_tag = channel.delivery_tag + 1
+            futures: list[asyncio.Future[Any]] = []
             frames: list[Any] = []
-            for routing_key, message in messages[at : at + CHUNK]:
+            for routing_key, message in chunk:
                 channel.delivery_tag += 1
                 confirmation = channel.create_future()
                 channel.confirmations[channel.delivery_tag] = confirmation
-                confirmations.append(confirmation)
+                futures.append(confirmation)
                 if routing_key not in methods:  # pamqp validates each one it builds
                     methods[routing_key] = spec.Basic.Publish(
                         exchange=exchange, routing_key=routing_key, mandatory=False
                     )
                 frames.append(methods[routing_key])
                 frames += _content(message, channel.max_content_size)
-            channel.write_queue.put_nowait(
-                ChannelFrame.marshall(channel_number=channel.number, frames=frames)
-            )
+            try:
+                # the connection's frame queue is bounded (aiormq keeps ten): wait for
+                # room, as basic_publish does, rather than lose a write whose tags
+                # are taken (the broker would then number every later confirm
+                # differently from us)
+                await channel.write_queue.put(
+                    ChannelFrame.marshall(channel_number=channel.number, frames=frames)
+                )
+            except BaseException:
+                # never written: give the tags back while the lock is still held
+                for tag in range(first_tag, channel.delivery_tag + 1):
+                    channel.confirmations.pop(tag, None)
+                channel.delivery_tag = first_tag - 1
+                for future in futures:
+                    future.cancel()
+                raise
+            confirmations += futures
     return confirmations
 
 

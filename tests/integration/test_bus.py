@@ -324,6 +324,35 @@ async def test_publish_many_delivers_every_event_once_in_order_with_its_priority
     assert priorities == [PRIORITY_LEVELS["urgent"]]
 
 
+async def test_publish_many_larger_than_the_connections_write_buffer_is_confirmed_whole(
+    bus_factory: Callable[..., Bus],
+) -> None:
+    """More socket writes than aiormq's frame queue holds (it takes ten): the batch
+    waits for room instead of losing a write, so every publish is confirmed
+    (a lost write would leave its confirms, and every later one, unanswered) and
+    the channel keeps working afterwards."""
+    received: list[str] = []
+
+    async def handle(event: Event[Any]) -> None:
+        received.append(event.id)
+
+    consumer = bus_factory("dispatcher", prefetch=256)
+    consumer.subscribe("notifications", {"notification.requested": handle})
+    await consumer.start(wait=10)
+    producer = bus_factory("gateway", publish_timeout=20)
+    await producer.start(wait=10)
+
+    sent = [notification(user_id=f"u-{i % 50}") for i in range(CHUNK * 12 + 3)]
+    await producer.publish_many(sent)
+    after = notification(user_id="u-after")
+    await producer.publish(after)
+
+    await eventually(lambda: len(received) == len(sent) + 1, what="every event", timeout=30)
+    assert sorted(received) == sorted([e.id for e in sent] + [after.id])
+    confirmed = producer.metrics.published.labels("gateway", "notification.requested", "confirmed")
+    assert confirmed._value.get() == len(sent) + 1
+
+
 async def test_publish_many_without_a_broker_gives_up_after_the_publish_timeout(
     bus_factory: Callable[..., Bus],
 ) -> None:
