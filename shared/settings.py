@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     namespace: str = "herald"
     data_dir: Path = Path("./var")
     qdrant_url: str | None = None
+    # a Qdrant server's API key (its service.api_key), sent with every request
+    qdrant_api_key: SecretStr | None = None
     embedding_model_dir: Path | None = None
     # matching: score = vector weight x similarity + skills weight x skill overlap
     match_weight_vector: float = Field(default=0.7, ge=0, le=1)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from pydantic import SecretStr
 from qdrant_client import models
 
 from services.matcher.index import (
@@ -88,3 +91,34 @@ def test_open_index_picks_the_server_when_a_url_is_set(tmp_path: Path) -> None:
     server = Settings(data_dir=tmp_path, qdrant_url="http://127.0.0.1:6333")
     assert isinstance(open_index(server), QdrantClientIndex)
     assert not (tmp_path / "qdrant").exists()  # nothing is opened before ensure()
+
+
+async def test_the_qdrant_api_key_goes_with_every_request_to_the_server(tmp_path: Path) -> None:
+    """A Qdrant server with ``service.api_key`` set refuses requests without it."""
+    seen: list[str | None] = []
+
+    async def count(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("api-key"))
+        return web.json_response({"result": {"count": 3}, "status": "ok", "time": 0.0})
+
+    app = web.Application()
+    app.router.add_post("/collections/{name}/points/count", count)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        settings = Settings(
+            data_dir=tmp_path,
+            qdrant_url=f"http://127.0.0.1:{port}",
+            qdrant_api_key=SecretStr("s3cret-key"),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the client warns about a key over http
+            index = open_index(settings)
+            assert await index.count("jobs") == 3
+        await index.close()
+    finally:
+        await runner.cleanup()
+    assert seen == ["s3cret-key"]

@@ -42,5 +42,8 @@ def open_index(settings: Settings) -> VectorIndex:
     """A Qdrant server if ``HERALD_QDRANT_URL`` is set, else the embedded index under
     the data dir. Nothing is opened until ``ensure``."""
     if settings.qdrant_url:
-        return QdrantClientIndex.server(settings.qdrant_url)
+        key = settings.qdrant_api_key
+        return QdrantClientIndex.server(
+            settings.qdrant_url, api_key=key.get_secret_value() if key else None
+        )
     return EdgeIndex(settings.data_dir / "qdrant")

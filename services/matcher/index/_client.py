@@ -48,9 +48,13 @@ class QdrantClientIndex:
         self._local = local
 
     @classmethod
-    def server(cls, url: str, *, timeout: int = 10) -> QdrantClientIndex:
+    def server(
+        cls, url: str, *, api_key: str | None = None, timeout: int = 10
+    ) -> QdrantClientIndex:
         # no version check: it is a blocking request made by the constructor
-        return cls(AsyncQdrantClient(url=url, timeout=timeout, check_compatibility=False))
+        return cls(
+            AsyncQdrantClient(url=url, api_key=api_key, timeout=timeout, check_compatibility=False)
+        )
 
     @classmethod
     def local(cls, path: str) -> QdrantClientIndex:
