@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # a Qdrant server's API key (its service.api_key), sent with every request
     qdrant_api_key: SecretStr | None = None
     embedding_model_dir: Path | None = None
+    # ONNX Runtime's threads for embedding; unset: one per core it sees, which in a
+    # container is the node's cores, not the CPU limit
+    embedding_threads: int | None = Field(default=None, ge=1)
     # matching: score = vector weight x similarity + skills weight x skill overlap
     match_weight_vector: float = Field(default=0.7, ge=0, le=1)
     match_weight_skills: float = Field(default=0.3, ge=0, le=1)

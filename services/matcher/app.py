@@ -24,9 +24,9 @@ log = structlog.get_logger("herald.matcher")
 
 
 @functools.cache
-def embedder(model_dir: Path) -> Embedder:
+def embedder(model_dir: Path, threads: int | None = None) -> Embedder:
     """One model per process, whoever asks (it is large and read-only)."""
-    return Embedder(model_dir)
+    return Embedder(model_dir, threads=threads)
 
 
 @functools.cache
@@ -44,7 +44,7 @@ async def matcher_deps(runtime: Runtime) -> AsyncIterator[h.MatcherDeps]:
             runtime.pool,
             runtime.bus,
             settings,
-            embedder(model_files.model_dir(settings)),
+            embedder(model_files.model_dir(settings), settings.embedding_threads),
             index,
             skill_extractor(),
         )

@@ -15,6 +15,7 @@ import pytest
 
 from services.matcher import model_files
 from services.matcher.embedding import DIM, Embedder
+from shared.settings import Settings
 
 PYTHON_RESUME = (
     "Backend developer, eight years of Python: asyncio services, FastAPI, PostgreSQL, "
@@ -150,3 +151,19 @@ def test_the_model_loads_with_no_hub_to_reach(model_dir: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(1, 384)"
+
+
+def test_the_embedding_threads_setting_sizes_the_onnx_session(model_dir: Path) -> None:
+    """In a container ONNX Runtime sees the node's cores, not the pod's CPU limit:
+    HERALD_EMBEDDING_THREADS is what keeps the matcher within its limit."""
+    from services.matcher.app import embedder as shared_embedder
+
+    settings = Settings(embedding_threads=1, embedding_model_dir=model_dir)
+    one = shared_embedder(model_files.model_dir(settings), settings.embedding_threads)
+    try:
+        session = one._model.model.model  # fastembed's model, then its ONNX session
+        assert session.get_session_options().intra_op_num_threads == 1
+        assert one.embed_sync([PYTHON_JOB]).shape == (1, DIM)
+    finally:
+        one.close()
+        shared_embedder.cache_clear()
