@@ -339,6 +339,7 @@ async def test_prometheus_evaluates_the_rules_and_the_board_on_the_running_servi
     assert alerts.isdisjoint(
         {
             "HeraldServiceDown",
+            "HeraldServiceMissing",
             "HeraldBusDisconnected",
             "HeraldQueueNoConsumers",
             "HeraldNoSchedulerLeader",
