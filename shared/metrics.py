@@ -1,7 +1,9 @@
 """Prometheus metrics a service owns, against its own registry.
 
 Names follow ``herald_<what>_<unit>`` and every series carries a ``service`` label,
-so one Grafana board can put the four services side by side.
+so one Grafana board can put the four services side by side. The registry also has
+the client's standard process and Python series (``process_resident_memory_bytes``,
+``process_cpu_seconds_total``, ``python_gc_*``, ``python_info``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -28,6 +33,9 @@ class ServiceMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.consumed = Counter(
             "herald_events_consumed_total",
             "Messages taken from a work queue, by event type and outcome (ok, retried, parked)",

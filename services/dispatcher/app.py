@@ -38,7 +38,7 @@ log = structlog.get_logger("herald.dispatcher")
 # Waits a rate-limited delivery can be parked for, without spending an attempt.
 # Urgent sends in flight at once per replica, apart from everything else.
 URGENT_PREFETCH = 8
-DEFER_STEPS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 300.0, 1800.0)
+DEFER_STEPS = catalog.DELIVERY_DEFER_STEPS
 
 
 def build_channels(

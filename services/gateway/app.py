@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
             TokenVerifier(settings),
             UrlGuard(settings.allow_private_urls),
             hub,
+            http_metrics.queues,
         )
         sweeper = asyncio.create_task(_sweep_buckets(pool))
         try:

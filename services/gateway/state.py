@@ -13,6 +13,7 @@ from shared.url_guard import UrlGuard
 
 from .auth import TokenVerifier
 from .live import LiveHub
+from .metrics import QueueDepths
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,5 @@ class GatewayState:
     url_guard: UrlGuard
     # this replica's open live streams, fed from the bus
     hub: LiveHub
+    # the work queues' depths, read from the broker for /metrics
+    queue_depths: QueueDepths

@@ -17,6 +17,7 @@ from . import handlers as h
 from . import model_files
 from .embedding import Embedder
 from .index import open_index
+from .metrics import MatcherMetrics
 from .searching import ensure_collections
 from .skills import SkillExtractor
 
@@ -47,6 +48,7 @@ async def matcher_deps(runtime: Runtime) -> AsyncIterator[h.MatcherDeps]:
             embedder(model_files.model_dir(settings), settings.embedding_threads),
             index,
             skill_extractor(),
+            MatcherMetrics.on(runtime.metrics),
         )
     finally:
         await index.close()

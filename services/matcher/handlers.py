@@ -41,6 +41,7 @@ from shared.settings import Settings
 from . import alerts, jobs, matches, resumes
 from .embedding import Embedder
 from .index import VectorIndex
+from .metrics import MatcherMetrics
 from .scoring import (
     JobFacts,
     Scored,
@@ -65,6 +66,7 @@ class MatcherDeps:
     embedder: Embedder
     index: VectorIndex
     skills: SkillExtractor
+    metrics: MatcherMetrics
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     @property
@@ -383,3 +385,5 @@ async def _publish(
             )
         )
     await deps.bus.publish_many(events)
+    for event in events:
+        deps.metrics.announced(event.data.reason, event.data.score)

@@ -14,6 +14,7 @@ class SchedulerMetrics:
     service: str
     leader: Gauge
     ticks: Counter
+    last_tick: Gauge
     slots_skipped: Counter
     reminders: Counter
     meetings: Counter
@@ -34,6 +35,13 @@ class SchedulerMetrics:
             Counter(
                 "herald_scheduler_ticks_published_total",
                 "Ticks published, by schedule",
+                ["service", "schedule"],
+                registry=r,
+            ),
+            Gauge(
+                "herald_scheduler_last_tick_timestamp_seconds",
+                "When this replica last published a tick of the schedule (Unix time): "
+                "the clock's heartbeat, for the no-tick alert",
                 ["service", "schedule"],
                 registry=r,
             ),

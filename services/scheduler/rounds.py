@@ -123,6 +123,7 @@ class Rounds:
         published: list[Event[Any]] = []
         while (event := await self._next_tick(schedule, now)) is not None:
             self.metrics.ticks.labels(self.metrics.service, schedule.name).inc()
+            self.metrics.last_tick.labels(self.metrics.service, schedule.name).set_to_current_time()
             log.info("tick_published", schedule=schedule.name, slot=event.data.slot.isoformat())
             published.append(event)
         return published

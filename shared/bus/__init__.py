@@ -16,11 +16,13 @@ from ._headers import (
 from ._parking import (
     ParkedMessage,
     QueueStats,
+    WorkQueueState,
     delete_parked,
     list_parked,
     purge_parked,
     queue_stats,
     replay_parked,
+    work_queue_states,
 )
 from ._topology import QueueNames, exchange_name, topic_matches
 
@@ -40,6 +42,7 @@ __all__ = [
     "ParkedMessage",
     "QueueNames",
     "QueueStats",
+    "WorkQueueState",
     "catalog",
     "delete_parked",
     "exchange_name",
@@ -49,4 +52,5 @@ __all__ = [
     "replay_parked",
     "retry_step",
     "topic_matches",
+    "work_queue_states",
 ]

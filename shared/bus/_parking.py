@@ -18,6 +18,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from . import _headers as h
+from ._topology import QueueNames
 
 
 @dataclass(frozen=True)
@@ -169,19 +170,68 @@ class QueueStats:
 
 async def queue_stats(connection: AbstractConnection, queues: Sequence[str]) -> list[QueueStats]:
     """Depth and consumer count of each queue that exists (a passive declare: the
-    broker's own figures, no management plugin needed); missing ones are left out."""
+    broker's own figures, no management plugin needed); missing ones are left out.
+
+    One channel serves every probe until a missing queue makes the broker close it;
+    only then is another opened."""
     found: list[QueueStats] = []
-    for queue in queues:
-        channel = await connection.channel()
-        try:
-            declared = await channel.declare_queue(queue, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            continue  # the broker closed the channel with the refusal
-        result = declared.declaration_result
+    channel: AbstractChannel | None = None
+    try:
+        for queue in queues:
+            if channel is None or channel.is_closed:
+                channel = await connection.channel()
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                channel = None  # the broker closed the channel with the refusal
+                continue
+            result = declared.declaration_result
+            found.append(
+                QueueStats(queue, int(result.message_count or 0), int(result.consumer_count or 0))
+            )
+    finally:
+        if channel is not None and not channel.is_closed:
+            await channel.close()
+    return found
+
+
+@dataclass(frozen=True)
+class WorkQueueState:
+    """A work queue as an operator sees it: ready messages, what waits in its delay
+    queues (retries and deferrals), what is parked, and its consumers."""
+
+    queue: str
+    messages: int
+    retrying: int
+    parked: int
+    consumers: int
+
+
+async def work_queue_states(
+    connection: AbstractConnection, work_queues: Sequence[QueueNames], delays: Sequence[float]
+) -> list[WorkQueueState]:
+    """Each work queue that exists on the broker, with its delay and parking queues.
+
+    Delay queues are named by their delay: ``delays`` are all the ones that may exist
+    (those that do not are simply not counted)."""
+    wanted = [name for names in work_queues for name in names.all(delays)]
+    stats = {s.queue: s for s in await queue_stats(connection, wanted)}
+    found: list[WorkQueueState] = []
+    for names in work_queues:
+        main = stats.get(names.work)
+        if main is None:
+            continue
+        parked = stats.get(names.parked)
+        delayed = {names.retry(d) for d in delays}
         found.append(
-            QueueStats(queue, int(result.message_count or 0), int(result.consumer_count or 0))
+            WorkQueueState(
+                queue=names.work,
+                messages=main.messages,
+                retrying=sum(s.messages for n, s in stats.items() if n in delayed),
+                parked=parked.messages if parked else 0,
+                consumers=main.consumers,
+            )
         )
-        await channel.close()
     return found
 
 

@@ -44,6 +44,9 @@ DISPATCHER_USERS = WorkQueue(
 DISPATCHER_DELIVERIES = WorkQueue("dispatcher", "deliveries", ("delivery.due",))
 # Urgent deliveries, consumed apart: slow sends elsewhere never hold them up.
 DISPATCHER_URGENT = WorkQueue("dispatcher", "urgent", ("delivery.urgent",))
+# The waits a rate-limited delivery can be set aside for without spending an attempt:
+# the deliveries and urgent queues have a delay queue for each, beside their retries.
+DELIVERY_DEFER_STEPS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 300.0, 1800.0)
 MATCHER_JOBS = WorkQueue("matcher", "jobs", ("job.posted", "job.updated", "job.closed"))
 # Who is looking: résumés, saved searches, and erasure.
 MATCHER_SEEKERS = WorkQueue(

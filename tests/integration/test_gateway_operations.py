@@ -14,6 +14,7 @@ from shared.bus import Bus
 from shared.events import RequestNotification
 from tests.integration.conftest import Dispatcher, publish, sign_up, until
 from tests.integration.gateway import Gateway, gateway, gateway_factory
+from tests.observability import sample_value
 from tests.support import eventually, publish_raw
 
 __all__ = ["gateway", "gateway_factory"]
@@ -41,6 +42,12 @@ async def test_operators_see_queues_and_replay_or_drop_parked_messages(
         await until_value(parked, 3)
         states = {q["queue"]: q for q in (await admin.get("/v1/admin/queues")).json()}
         assert states[f"{ns}.dispatcher.notifications"]["consumers"] >= 1
+        # the same figures for Prometheus, read from the broker at the scrape
+        exposition = (await admin.get("/metrics")).text
+        queue = f"{ns}.dispatcher.notifications"
+        assert sample_value(exposition, "herald_queue_messages", queue=queue, state="parked") == 3
+        assert sample_value(exposition, "herald_queue_messages", queue=queue, state="ready") == 0
+        assert sample_value(exposition, "herald_queue_consumers", queue=queue) == 1
 
         listed = (await admin.get("/v1/admin/parked")).json()
         assert len(listed) == 3

@@ -240,6 +240,12 @@ async def test_a_rising_score_is_announced_once_as_score_improved(
     assert reasons == ["new_match", "score_improved"]
     assert len({x.match_id for x in m.matches_for(seeker)}) == 1
     assert m.matches_for(seeker)[1].score > m.matches_for(seeker)[0].score
+    # counted as announced, by reason, with their scores
+    registry = m.deps.bus.metrics.registry
+    for reason in ("new_match", "score_improved"):
+        sample = {"service": "matcher", "reason": reason}
+        assert registry.get_sample_value("herald_matches_total", sample) == 1
+    assert registry.get_sample_value("herald_match_score_count", {"service": "matcher"}) == 2
 
 
 async def test_a_repost_under_a_new_id_is_not_announced_again(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -133,6 +134,10 @@ async def test_each_slot_is_published_once_with_a_deterministic_id(
     registry = h.rounds.bus.metrics.registry
     sample = {"service": "scheduler", "schedule": "minute"}
     assert registry.get_sample_value("herald_scheduler_ticks_published_total", sample) == 1
+    # the heartbeat the no-tick alert watches: when it was published (wall clock)
+    ticked = registry.get_sample_value("herald_scheduler_last_tick_timestamp_seconds", sample)
+    assert ticked is not None
+    assert abs(time.time() - ticked) < 60
 
 
 async def test_missed_slots_after_downtime_are_caught_up_once(

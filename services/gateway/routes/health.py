@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Response
 
 from shared.runner import readiness
 
 from ..dependencies import State
+from ..metrics import read_queues
 
 router = APIRouter(tags=["health"])
 
@@ -23,5 +26,7 @@ async def readyz(state: State) -> Response:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(state: State) -> Response:
+    # the queue depths are the broker's figures of the moment, read for the scrape
+    await state.queue_depths.refresh(functools.partial(read_queues, state.bus, state.settings))
     body, content_type = state.metrics.exposition()
     return Response(body, media_type=content_type)

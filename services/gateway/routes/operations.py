@@ -16,10 +16,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.bus import catalog, delete_parked, list_parked, queue_stats, replay_parked
+from shared.bus import catalog, delete_parked, list_parked, replay_parked
 from shared.events import UserDeleted, new_event
 
 from ..dependencies import State, limited, require_scope
+from ..metrics import read_queues
 from ..ratelimit import Policy
 from ..state import GatewayState
 
@@ -114,29 +115,10 @@ def _parked(messages: list[object]) -> list[Parked]:
 @router.get("/admin/queues", response_model=list[QueueState], dependencies=limited())
 async def queues(state: State) -> list[QueueState]:
     """Every work queue Herald declares that exists on the broker."""
-    found: list[QueueState] = []
-    delays = sorted(set(state.settings.retry_delays) | set(state.settings.delivery_retry_delays))
-    for work in catalog.ALL_QUEUES:
-        names = work.names(state.settings.namespace)
-        # delay queues are named by their delay; ask for every one the settings
-        # know of (those that do not exist are simply not reported)
-        stats = {s.queue: s for s in await queue_stats(state.bus.connection, names.all(delays))}
-        main = stats.get(names.work)
-        if main is None:
-            continue
-        parked = stats.get(names.parked)
-        found.append(
-            QueueState(
-                queue=names.work,
-                messages=main.messages,
-                retrying=sum(
-                    s.messages for n, s in stats.items() if n not in (names.work, names.parked)
-                ),
-                parked=parked.messages if parked else 0,
-                consumers=main.consumers,
-            )
-        )
-    return found
+    return [
+        QueueState.model_validate(s, from_attributes=True)
+        for s in await read_queues(state.bus, state.settings)
+    ]
 
 
 @router.get("/admin/parked", response_model=list[Parked], dependencies=limited())
