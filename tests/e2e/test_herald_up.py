@@ -53,14 +53,32 @@ async def test_herald_up_runs_all_four_and_ctrl_c_stops_them(
             except httpx.HTTPError:
                 return False
 
+    def healthcheck() -> subprocess.CompletedProcess[str]:
+        # the container image's health check, asked about all four
+        return subprocess.run(
+            [sys.executable, "-m", "shared.healthcheck", *SERVICES],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
     try:
         await eventually(ready, timeout=60, interval=0.3, what="four services ready")
+        healthy = await asyncio.to_thread(healthcheck)
         os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         code = await asyncio.to_thread(up.wait, 40)
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
         await delete_topology(settings.namespace, queues_named(f"{settings.namespace}."))
+
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert [line.split(":")[0] for line in healthy.stdout.splitlines()] == [
+        f"{name} ok" for name in SERVICES
+    ]
+    assert (await asyncio.to_thread(healthcheck)).returncode == 1  # all four stopped
 
     output = log.read_text()
     assert code == 130, output  # interrupted, as a shell reports Ctrl-C
