@@ -75,8 +75,10 @@ class Run:
 
     @property
     def mail_in_outbox(self) -> bool:
-        """No SMTP server or SendGrid key: the dispatcher writes .eml files."""
-        return not (self.settings.smtp_host or self.settings.sendgrid_api_key)
+        """No SMTP server or SendGrid key: the dispatcher writes .eml files (here,
+        when the platform shares this shell's HERALD_DATA_DIR)."""
+        configured = self.settings.smtp_host or self.settings.sendgrid_api_key
+        return not configured and self.settings.outbox_dir.is_dir()
 
     def token(self, user_id: str) -> str:
         """A user's bearer token, as your product's login would issue it (HS256)."""
@@ -301,7 +303,10 @@ async def report(run: Run, starts: datetime) -> None:
 
     print(f"\nE-mails written to the outbox ({_relative(run.settings.outbox_dir)}):")
     if not run.mail_in_outbox:
-        print("  none here: mail goes to the SMTP server or SendGrid that is configured")
+        print(
+            "  none here: mail goes to the configured SMTP server or SendGrid, or the "
+            "platform's HERALD_DATA_DIR is not this shell's"
+        )
     for path, to, subject in outbox(run):
         print(f"  {to:40} {subject}\n  {'':40} {_relative(path)}")
 

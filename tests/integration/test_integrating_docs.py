@@ -104,8 +104,8 @@ async def test_amqp_consume_snippet_hears_deliveries_and_failures(
     script.write_text(amqp("amqp-consume", settings, **{"crm.herald-outcomes": queue}))
     bus = bus_factory("dispatcher")
     await bus.start(wait=10)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), stdout=asyncio.subprocess.PIPE
+    process = await asyncio.create_subprocess_exec(  # -u: each line as it is printed
+        sys.executable, "-u", str(script), stdout=asyncio.subprocess.PIPE
     )
     assert process.stdout is not None
     try:
