@@ -92,3 +92,19 @@ clean:
 ## make k8s: render every kustomization under deploy/k8s and validate each object
 k8s: install
 	$(BIN)/pytest tests/unit/test_kubernetes.py -q
+
+# --- integration: the AsyncAPI document and the demo (issue #7) ---------------------
+.PHONY: asyncapi demo
+
+## make asyncapi: regenerate docs/asyncapi.yaml from the event models and bus topology
+asyncapi: install
+	$(BIN)/python -m shared.asyncapi
+
+## make demo: with `make run` going, publish a small realistic set and show what happened
+demo: install
+	$(BIN)/python -m demo
+
+# `make run` is this machine only: its gateway listens on 127.0.0.1, and the demo's
+# webhook receiver runs on 127.0.0.1 too. Exempt that one address from the SSRF guard
+# (set HERALD_ALLOW_PRIVATE_URLS yourself to choose otherwise; empty keeps it strict).
+run: export HERALD_ALLOW_PRIVATE_URLS ?= 127.0.0.1/32

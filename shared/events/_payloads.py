@@ -18,6 +18,12 @@ from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, fi
 NonEmpty = Field(min_length=1, max_length=256)
 
 
+def example(**data: Any) -> ConfigDict:
+    """A model's example ``data``: in its JSON schema and in docs/asyncapi.yaml, and
+    checked by a test to validate against the model."""
+    return ConfigDict(json_schema_extra={"examples": [data]})
+
+
 class Payload(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -67,6 +73,13 @@ class Priority(StrEnum):
 
 class UserSignedUp(Payload):
     event_type = "user.signed_up"
+    model_config = example(
+        user_id="u-amara",
+        email="amara.okafor@example.org",
+        name="Amara Okafor",
+        timezone="Europe/London",
+        locale="en-GB",
+    )
     user_id: str = NonEmpty
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str = Field(default="", max_length=256)
@@ -78,11 +91,23 @@ class UserSignedUp(Payload):
 
 class UserDeleted(Payload):
     event_type = "user.deleted"
+    model_config = example(user_id="u-amara")
     user_id: str = NonEmpty
 
 
 class ResumeUpserted(Payload):
     event_type = "resume.upserted"
+    model_config = example(
+        user_id="u-amara",
+        title="Registered Nurse, adult intensive care",
+        text="Registered nurse with seven years in adult intensive care at a 900-bed "
+        "teaching hospital: ventilated and post-operative patients, sepsis pathways, "
+        "mentoring newly qualified nurses.",
+        skills=["patient assessment", "ventilator care", "BLS", "ALS"],
+        location="Manchester, UK",
+        remote_ok=False,
+        desired_salary=40000,
+    )
     user_id: str = NonEmpty
     text: str = Field(min_length=1, max_length=200_000)
     title: str | None = None
@@ -94,11 +119,29 @@ class ResumeUpserted(Payload):
 
 class ResumeDeleted(Payload):
     event_type = "resume.deleted"
+    model_config = example(user_id="u-amara")
     user_id: str = NonEmpty
 
 
 class JobPosted(Payload):
     event_type = "job.posted"
+    model_config = example(
+        job_id="job-4711",
+        title="Critical Care Staff Nurse",
+        company="Northgate General Hospital",
+        description="Join our 24-bed adult ICU. You will care for ventilated patients, "
+        "work with the outreach team and mentor students. NMC registration required.",
+        location="Manchester, UK",
+        remote=False,
+        salary_min=38000,
+        salary_max=46000,
+        currency="GBP",
+        job_type="full_time",
+        url="https://jobs.example.org/jobs/4711",
+        posted_at="2026-11-23T08:00:00Z",
+        expires_at="2026-12-23T00:00:00Z",
+        skills=["patient assessment", "ventilator care", "BLS"],
+    )
     job_id: str = NonEmpty
     title: str = Field(min_length=1, max_length=512)
     company: str = Field(min_length=1, max_length=512)
@@ -122,6 +165,7 @@ class JobUpdated(JobPosted):
 
 class JobClosed(Payload):
     event_type = "job.closed"
+    model_config = example(job_id="job-4711")
     job_id: str = NonEmpty
 
 
@@ -129,6 +173,7 @@ class JobExpired(Payload):
     """Published by the scheduler when it closes a job whose ``expires_at`` passed."""
 
     event_type = "job.expired"
+    model_config = example(job_id="job-4711", expires_at="2026-12-23T00:00:00Z")
     job_id: str = NonEmpty
     expires_at: AwareDatetime
 
@@ -137,6 +182,15 @@ class AlertSaved(Payload):
     """A saved search ("job alert"): re-run on its tick, each job announced once."""
 
     event_type = "alert.saved"
+    model_config = example(
+        alert_id="alert-17",
+        user_id="u-amara",
+        keywords=["nurse", "ICU"],
+        location="Manchester",
+        salary_floor=38000,
+        job_types=["full_time"],
+        frequency="daily",
+    )
     alert_id: str = NonEmpty
     user_id: str = NonEmpty
     keywords: list[str] = Field(default_factory=list, max_length=20)
@@ -149,12 +203,22 @@ class AlertSaved(Payload):
 
 class AlertDeleted(Payload):
     event_type = "alert.deleted"
+    model_config = example(alert_id="alert-17", user_id="u-amara")
     alert_id: str = NonEmpty
     user_id: str = NonEmpty
 
 
 class ApplicationStatusChanged(Payload):
     event_type = "application.status_changed"
+    model_config = example(
+        application_id="app-981",
+        user_id="u-amara",
+        job_id="job-4711",
+        old_status="screening",
+        new_status="interview",
+        note="The ward manager would like to meet you on Friday.",
+        interview_at="2026-11-27T10:00:00Z",
+    )
     application_id: str = NonEmpty
     user_id: str = NonEmpty
     job_id: str = NonEmpty
@@ -167,6 +231,14 @@ class ApplicationStatusChanged(Payload):
 
 class MeetingScheduled(Payload):
     event_type = "meeting.scheduled"
+    model_config = example(
+        meeting_id="mtg-301",
+        user_id="u-amara",
+        title="Interview: Critical Care Staff Nurse",
+        starts_at="2026-11-27T10:00:00Z",
+        ends_at="2026-11-27T10:45:00Z",
+        join_url="https://meet.example.org/mtg-301",
+    )
     meeting_id: str = NonEmpty
     user_id: str = NonEmpty
     title: str = Field(min_length=1, max_length=512)
@@ -193,6 +265,15 @@ class MeetingCompleted(MeetingScheduled):
 
 class RequestNotification(Payload):
     event_type = "notification.requested"
+    model_config = example(
+        user_id="u-amara",
+        type="profile.reminder",
+        title="Your profile is almost complete",
+        body="Add your registration number so hospitals can verify it.",
+        data={"url": "https://jobs.example.org/profile"},
+        priority="normal",
+        dedup_key="profile-completion",
+    )
     user_id: str = NonEmpty
     type: str = Field(min_length=1, max_length=128)
     title: str = Field(min_length=1, max_length=1024)
@@ -212,12 +293,23 @@ class CancelNotification(Payload):
     goes out; ``request_id`` is that event's id."""
 
     event_type = "notification.cancel_requested"
+    model_config = example(request_id="evt-5f2c9a", user_id="u-amara")
     request_id: str = NonEmpty
     user_id: str = NonEmpty
 
 
 class MatchFound(Payload):
     event_type = "match.found"
+    model_config = example(
+        match_id="b1f0c3e2-5d7a-5c1e-9a51-2f3e4d5c6b7a",
+        user_id="u-amara",
+        job_id="job-4711",
+        score=0.74,
+        score_parts={"vector": 0.54, "skills": 0.2},
+        matched_skills=["patient assessment", "ventilator care"],
+        missing_skills=["bls"],
+        reason="new_match",
+    )
     match_id: str = NonEmpty
     user_id: str = NonEmpty
     job_id: str = NonEmpty
@@ -230,6 +322,12 @@ class MatchFound(Payload):
 
 class NotificationDelivered(Payload):
     event_type = "notification.delivered"
+    model_config = example(
+        notification_id="0c8e3f4a-6b2d-5e1f-8a9b-7c6d5e4f3a2b",
+        user_id="u-amara",
+        channel="email",
+        attempts=1,
+    )
     notification_id: str = NonEmpty
     user_id: str = NonEmpty
     channel: str = NonEmpty
@@ -238,6 +336,13 @@ class NotificationDelivered(Payload):
 
 class NotificationFailed(NotificationDelivered):
     event_type = "notification.failed"
+    model_config = example(
+        notification_id="0c8e3f4a-6b2d-5e1f-8a9b-7c6d5e4f3a2b",
+        user_id="u-amara",
+        channel="webhook",
+        attempts=7,
+        error="HTTP 503 from the receiver, retries exhausted",
+    )
     error: str
 
 
@@ -245,6 +350,7 @@ class Tick(Payload):
     """``tick.<schedule>``: one per schedule slot; the id derives from both."""
 
     event_type = "tick.*"
+    model_config = example(schedule="daily", slot="2026-11-23T09:00:00Z")
     schedule: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
     slot: AwareDatetime
 
@@ -254,6 +360,13 @@ class Tick(Payload):
 
 class ReminderDue(Payload):
     event_type = "reminder.due"
+    model_config = example(
+        reminder_id="9d8c7b6a-5f4e-5d3c-8b2a-1f0e9d8c7b6a",
+        user_id="u-amara",
+        kind="meeting_1h",
+        subject_id="mtg-301",
+        due_at="2026-11-27T09:00:00Z",
+    )
     reminder_id: str = NonEmpty
     user_id: str = NonEmpty
     kind: str = NonEmpty
@@ -263,6 +376,12 @@ class ReminderDue(Payload):
 
 class DigestDue(Payload):
     event_type = "digest.due"
+    model_config = example(
+        user_id="u-amara",
+        frequency="daily",
+        window_start="2026-11-22T09:00:00Z",
+        window_end="2026-11-23T09:00:00Z",
+    )
     user_id: str = NonEmpty
     frequency: Literal["daily", "weekly"]
     window_start: AwareDatetime
@@ -274,6 +393,12 @@ class DeliveryDue(Payload):
     due. Travels with its notification's priority, so urgent ones overtake."""
 
     event_type = "delivery.due"
+    model_config = example(
+        delivery_id="5a4b3c2d-1e0f-5a9b-8c7d-6e5f4a3b2c1d",
+        notification_id="0c8e3f4a-6b2d-5e1f-8a9b-7c6d5e4f3a2b",
+        user_id="u-amara",
+        channel="webhook",
+    )
     delivery_id: str = NonEmpty
     notification_id: str = NonEmpty
     user_id: str = NonEmpty
@@ -286,6 +411,13 @@ class UrgentDeliveryDue(DeliveryDue):
     for a free slot behind slow sends to other endpoints."""
 
     event_type = "delivery.urgent"
+    model_config = example(
+        delivery_id="5a4b3c2d-1e0f-5a9b-8c7d-6e5f4a3b2c1d",
+        notification_id="0c8e3f4a-6b2d-5e1f-8a9b-7c6d5e4f3a2b",
+        user_id="u-amara",
+        channel="discord",
+        priority="urgent",
+    )
 
 
 ALL_PAYLOADS: tuple[type[Payload], ...] = (
