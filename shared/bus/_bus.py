@@ -31,6 +31,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
 )
+from pamqp import commands as spec
 
 from shared.errors import BusUnavailable, Defer, Ignore, InvalidEvent, Permanent, Retry
 from shared.events import CONTENT_TYPE, Event, parse_event
@@ -279,7 +280,7 @@ class Bus:
         if channel is None or exchange is None:
             raise aio_pika.exceptions.ChannelInvalidStateError("reconnecting")
         underlay = await channel.get_underlay_channel()
-        messages = [(e.type, self._message(e, None)) for e in events]
+        messages = [(e.type, self._properties(e, None), e.to_json()) for e in events]
         if _pipeline.supports(underlay):
             outcomes: list[Any] = await asyncio.gather(
                 *await _pipeline.write_batch(underlay, exchange.name, messages),
@@ -289,9 +290,9 @@ class Bus:
             outcomes = await asyncio.gather(
                 *(
                     underlay.basic_publish(
-                        m.body, exchange=exchange.name, routing_key=key, properties=m.properties
+                        body, exchange=exchange.name, routing_key=key, properties=properties
                     )
-                    for key, m in messages
+                    for key, properties, body in messages
                 ),
                 return_exceptions=True,
             )
@@ -321,6 +322,25 @@ class Bus:
         message = self._message(event, None, {h.ATTEMPT: attempts})
         await self.send_to_queue(names.retry(delay), message, label=event.type)
         return delay
+
+    def _properties(
+        self, event: Event[Any], priority: int | None, headers: dict[str, Any] | None = None
+    ) -> spec.Basic.Properties:
+        """What ``_message(...).properties`` would be, without the ``aio_pika.Message``
+        (``publish_many`` builds hundreds at once)."""
+        if priority is None:
+            priority = PRIORITY_LEVELS.get(str(getattr(event.data, "priority", "")))
+        return spec.Basic.Properties(
+            content_type=CONTENT_TYPE,
+            headers=headers or {},
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+            priority=priority or 0,
+            correlation_id=event.correlation_id,
+            message_id=event.id,
+            timestamp=event.time,
+            message_type=event.type,
+            app_id=f"herald-{self.service}",
+        )
 
     def _message(
         self, event: Event[Any], priority: int | None, headers: dict[str, Any] | None = None

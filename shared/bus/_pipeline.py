@@ -16,6 +16,13 @@ that are public but not documented (``lock``, ``delivery_tag``, ``confirmations`
 ``write_queue``, ``create_future``, ``number``, ``max_content_size``);
 ``supports(channel)`` says whether they are there, and the bus publishes one by one
 when they are not.
+
+Messages come as AMQP properties and a body, not as ``aio_pika.Message``: building
+one of those (its fields checked and copied, then copied again into properties)
+and pamqp marshalling the same ``Basic.Publish`` method for every message cost
+about 15 µs a message, as much as everything else a matcher does to announce a
+match. The method frame is marshalled once per routing key here; each message
+marshals only its own header and body.
 """
 
 from __future__ import annotations
@@ -24,14 +31,17 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, TypeGuard
 
-import aio_pika
 from aiormq.abc import ChannelFrame
 from aiormq.channel import Channel
 from pamqp import commands as spec
+from pamqp import frame as amqp_frame
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-__all__ = ["CHUNK", "supports", "write_batch"]
+__all__ = ["CHUNK", "Outgoing", "supports", "write_batch"]
+
+Outgoing = tuple[str, spec.Basic.Properties, bytes]
+"""What ``write_batch`` publishes: routing key, properties, body."""
 
 # messages per socket write: large enough that the per-write cost vanishes, small
 # enough that one write stays well under a megabyte for ordinary events
@@ -59,38 +69,43 @@ def supports(channel: object) -> TypeGuard[Channel]:
 
 
 async def write_batch(
-    channel: Channel, exchange: str, messages: Sequence[tuple[str, aio_pika.Message]]
+    channel: Channel, exchange: str, messages: Sequence[Outgoing]
 ) -> list[asyncio.Future[Any]]:
-    """Write ``(routing_key, message)`` pairs to ``exchange`` (not mandatory); one
-    future per message, resolved by the broker's ack, failed by its nack
-    (``DeliveryError``) or by the channel closing."""
+    """Write ``(routing_key, properties, body)`` messages to ``exchange`` (not
+    mandatory); one future per message, resolved by the broker's ack, failed by its
+    nack (``DeliveryError``) or by the channel closing."""
     confirmations: list[asyncio.Future[Any]] = []
-    methods: dict[str, spec.Basic.Publish] = {}
+    methods: dict[str, bytes] = {}
+    number, size = channel.number, channel.max_content_size
     async with channel.lock:
         # nothing below awaits: tags, futures and frames are taken together, so a
         # cancellation cannot leave a tag allocated without its frames queued
         for at in range(0, len(messages), CHUNK):
-            frames: list[Any] = []
-            for routing_key, message in messages[at : at + CHUNK]:
+            frames: list[bytes] = []
+            for routing_key, properties, body in messages[at : at + CHUNK]:
                 channel.delivery_tag += 1
                 confirmation = channel.create_future()
                 channel.confirmations[channel.delivery_tag] = confirmation
                 confirmations.append(confirmation)
-                if routing_key not in methods:  # pamqp validates each one it builds
-                    methods[routing_key] = spec.Basic.Publish(
-                        exchange=exchange, routing_key=routing_key, mandatory=False
+                method = methods.get(routing_key)
+                if method is None:  # pamqp validates each one it builds
+                    method = methods[routing_key] = amqp_frame.marshal(
+                        spec.Basic.Publish(
+                            exchange=exchange, routing_key=routing_key, mandatory=False
+                        ),
+                        number,
                     )
-                frames.append(methods[routing_key])
-                frames += _content(message, channel.max_content_size)
+                frames.append(method)
+                frames.append(
+                    amqp_frame.marshal(
+                        ContentHeader(properties=properties, body_size=len(body)), number
+                    )
+                )
+                frames += (
+                    amqp_frame.marshal(ContentBody(body[i : i + size]), number)
+                    for i in range(0, len(body), size)
+                )
             channel.write_queue.put_nowait(
-                ChannelFrame.marshall(channel_number=channel.number, frames=frames)
+                ChannelFrame(payload=b"".join(frames), should_close=False)
             )
     return confirmations
-
-
-def _content(message: aio_pika.Message, size: int) -> list[Any]:
-    body = message.body
-    return [
-        ContentHeader(properties=message.properties, body_size=len(body)),
-        *(ContentBody(body[i : i + size]) for i in range(0, len(body), size)),
-    ]
