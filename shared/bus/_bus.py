@@ -280,7 +280,8 @@ class Bus:
         if channel is None or exchange is None:
             raise aio_pika.exceptions.ChannelInvalidStateError("reconnecting")
         underlay = await channel.get_underlay_channel()
-        messages = [(e.type, self._properties(e, None), e.to_json()) for e in events]
+        # built as they are written: the first go out while the rest are serialised
+        messages = ((e.type, self._properties(e, None), e.to_json()) for e in events)
         if _pipeline.supports(underlay):
             outcomes: list[Any] = await asyncio.gather(
                 *await _pipeline.write_batch(underlay, exchange.name, messages),

@@ -28,7 +28,8 @@ marshals only its own header and body.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable
 from typing import Any, TypeGuard
 
 from aiormq.abc import ChannelFrame
@@ -69,20 +70,25 @@ def supports(channel: object) -> TypeGuard[Channel]:
 
 
 async def write_batch(
-    channel: Channel, exchange: str, messages: Sequence[Outgoing]
+    channel: Channel, exchange: str, messages: Iterable[Outgoing]
 ) -> list[asyncio.Future[Any]]:
     """Write ``(routing_key, properties, body)`` messages to ``exchange`` (not
-    mandatory); one future per message, resolved by the broker's ack, failed by its
-    nack (``DeliveryError``) or by the channel closing."""
+    mandatory), in order; one future per message, resolved by the broker's ack,
+    failed by its nack (``DeliveryError``) or by the channel closing.
+
+    ``messages`` is read a chunk at a time, and each chunk is handed to the writer
+    before the next is read and marshalled, so the broker is already routing the
+    first messages of a large batch while the last are being built."""
     confirmations: list[asyncio.Future[Any]] = []
     methods: dict[str, bytes] = {}
     number, size = channel.number, channel.max_content_size
-    async with channel.lock:
-        # nothing below awaits: tags, futures and frames are taken together, so a
-        # cancellation cannot leave a tag allocated without its frames queued
-        for at in range(0, len(messages), CHUNK):
+    pending = iter(messages)
+    while chunk := list(itertools.islice(pending, CHUNK)):
+        async with channel.lock:
+            # nothing in here awaits: a chunk's tags, futures and frames are taken
+            # together, so a cancellation cannot leave a tag without its frames queued
             frames: list[bytes] = []
-            for routing_key, properties, body in messages[at : at + CHUNK]:
+            for routing_key, properties, body in chunk:
                 channel.delivery_tag += 1
                 confirmation = channel.create_future()
                 channel.confirmations[channel.delivery_tag] = confirmation
@@ -108,4 +114,5 @@ async def write_batch(
             channel.write_queue.put_nowait(
                 ChannelFrame(payload=b"".join(frames), should_close=False)
             )
+        await asyncio.sleep(0)  # the connection's writer sends it now
     return confirmations
