@@ -359,30 +359,36 @@ async def _publish(
     reason: Literal["alert"] | None = None,
     id_parts: tuple[str, ...] = (),
 ) -> None:
-    events = []
-    for a in decided:
-        why = explained.get((a.user_id, a.job_id))
-        payload = MatchFound(
-            match_id=a.match_id,
-            user_id=a.user_id,
-            job_id=a.job_id,
-            score=a.score,
-            score_parts=dict(why.parts) if why else {},
-            matched_skills=sorted(why.matched_skills) if why else [],
-            missing_skills=sorted(why.missing_skills) if why else [],
-            reason=reason or a.reason,
-        )
-        events.append(
-            new_event(
-                payload,
-                source=SOURCE,
-                # the same announcement always has the same id, so a repeat after a
-                # crash is recognised downstream
-                id=derived_id(
-                    "match.found", a.match_id, payload.reason, f"{a.score:.4f}", *id_parts
-                ),
-                subject=a.user_id,
-                correlation_id=correlation_id,
-            )
-        )
-    await deps.bus.publish_many(events)
+    # a generator: the bus writes the first events while the last are built
+    await deps.bus.publish_many(
+        _match_found(a, explained.get((a.user_id, a.job_id)), correlation_id, reason, id_parts)
+        for a in decided
+    )
+
+
+def _match_found(
+    a: matches.Announce,
+    why: Scored | None,
+    correlation_id: str,
+    reason: Literal["alert"] | None,
+    id_parts: tuple[str, ...],
+) -> Event[MatchFound]:
+    payload = MatchFound(
+        match_id=a.match_id,
+        user_id=a.user_id,
+        job_id=a.job_id,
+        score=a.score,
+        score_parts=dict(why.parts) if why else {},
+        matched_skills=sorted(why.matched_skills) if why else [],
+        missing_skills=sorted(why.missing_skills) if why else [],
+        reason=reason or a.reason,
+    )
+    return new_event(
+        payload,
+        source=SOURCE,
+        # the same announcement always has the same id, so a repeat after a crash is
+        # recognised downstream
+        id=derived_id("match.found", a.match_id, payload.reason, f"{a.score:.4f}", *id_parts),
+        subject=a.user_id,
+        correlation_id=correlation_id,
+    )
