@@ -133,10 +133,10 @@ async def on_job_posted(event: Event[JobPosted], deps: MatcherDeps) -> None:
     )
     async with deps.pool.acquire() as conn, conn.transaction():
         await jobs.mark_indexed(conn, job.job_id, original)
-        floors = await resumes.min_scores(conn, [h.seeker.user_id for h in hits])
+        judge = _judge(deps, await resumes.min_scores(conn, [h.seeker.user_id for h in hits]))
         candidates = []
         for hit in hits:
-            scored = _scored(deps, hit.similarity, hit.seeker, job_facts, floors)
+            scored = judge(hit.similarity, hit.seeker, job_facts)
             if scored is not None:
                 candidates.append((hit.seeker.user_id, scored))
         await _announce(
@@ -203,12 +203,11 @@ async def on_resume_upserted(event: Event[ResumeUpserted], deps: MatcherDeps) ->
         min_similarity=deps.min_similarity,
     )
     async with deps.pool.acquire() as conn, conn.transaction():
-        floors = await resumes.min_scores(conn, [resume.user_id])
+        judge = _judge(deps, await resumes.min_scores(conn, [resume.user_id]))
         found = [
             (resume.user_id, hit.job.job_id, scored)
             for hit in hits
-            if not hit.repost
-            and (scored := _scored(deps, hit.similarity, seeker, hit.job, floors)) is not None
+            if not hit.repost and (scored := judge(hit.similarity, seeker, hit.job)) is not None
         ]
         await _announce(conn, deps, found, correlation_id=event.correlation_id)
     log.info("resume_matched", user_id=resume.user_id, candidates=len(hits), matched=len(found))
@@ -317,18 +316,22 @@ async def _similarities(deps: MatcherDeps, query: str, texts: dict[str, str]) ->
 # -- deciding and announcing ----------------------------------------------------------
 
 
-def _scored(
-    deps: MatcherDeps,
-    similarity: float,
-    seeker: Seeker,
-    job: JobFacts,
-    floors: dict[str, float],
-) -> Scored | None:
-    if passes_filters(seeker, job, now=deps.clock(), max_age_days=None) is not None:
-        return None
-    scored = score(similarity, seeker, job, deps.weights)
-    floor = max(deps.settings.match_threshold, floors.get(seeker.user_id, 0.0))
-    return scored if scored.score >= floor else None
+def _judge(
+    deps: MatcherDeps, floors: dict[str, float]
+) -> Callable[[float, Seeker, JobFacts], Scored | None]:
+    """Score a candidate pair, or None when a hard filter or a floor (the threshold,
+    the seeker's own minimum in ``floors``) excludes it. The clock, the weights and
+    the threshold are read once: a job judges up to 1,000 candidates."""
+    now, weights, threshold = deps.clock(), deps.weights, deps.settings.match_threshold
+
+    def judged(similarity: float, seeker: Seeker, job: JobFacts) -> Scored | None:
+        if passes_filters(seeker, job, now=now, max_age_days=None) is not None:
+            return None
+        scored = score(similarity, seeker, job, weights)
+        floor = max(threshold, floors.get(seeker.user_id, 0.0))
+        return scored if scored.score >= floor else None
+
+    return judged
 
 
 async def _announce(
@@ -358,32 +361,38 @@ async def _publish(
     reason: Literal["alert"] | None = None,
     id_parts: tuple[str, ...] = (),
 ) -> None:
-    events = []
-    for a in decided:
-        why = explained.get((a.user_id, a.job_id))
-        payload = MatchFound(
-            match_id=a.match_id,
-            user_id=a.user_id,
-            job_id=a.job_id,
-            score=a.score,
-            score_parts=dict(why.parts) if why else {},
-            matched_skills=sorted(why.matched_skills) if why else [],
-            missing_skills=sorted(why.missing_skills) if why else [],
-            reason=reason or a.reason,
-        )
-        events.append(
-            new_event(
-                payload,
-                source=SOURCE,
-                # the same announcement always has the same id, so a repeat after a
-                # crash is recognised downstream
-                id=derived_id(
-                    "match.found", a.match_id, payload.reason, f"{a.score:.4f}", *id_parts
-                ),
-                subject=a.user_id,
-                correlation_id=correlation_id,
-            )
-        )
-    await deps.bus.publish_many(events)
-    for event in events:
-        deps.metrics.announced(event.data.reason, event.data.score)
+    # a generator: the bus writes the first events while the last are built
+    await deps.bus.publish_many(
+        _match_found(a, explained.get((a.user_id, a.job_id)), correlation_id, reason, id_parts)
+        for a in decided
+    )
+    for a in decided:  # counted once the broker has confirmed them all
+        deps.metrics.announced(reason or a.reason, a.score)
+
+
+def _match_found(
+    a: matches.Announce,
+    why: Scored | None,
+    correlation_id: str,
+    reason: Literal["alert"] | None,
+    id_parts: tuple[str, ...],
+) -> Event[MatchFound]:
+    payload = MatchFound(
+        match_id=a.match_id,
+        user_id=a.user_id,
+        job_id=a.job_id,
+        score=a.score,
+        score_parts=dict(why.parts) if why else {},
+        matched_skills=sorted(why.matched_skills) if why else [],
+        missing_skills=sorted(why.missing_skills) if why else [],
+        reason=reason or a.reason,
+    )
+    return new_event(
+        payload,
+        source=SOURCE,
+        # the same announcement always has the same id, so a repeat after a crash is
+        # recognised downstream
+        id=derived_id("match.found", a.match_id, payload.reason, f"{a.score:.4f}", *id_parts),
+        subject=a.user_id,
+        correlation_id=correlation_id,
+    )

@@ -55,6 +55,7 @@ async def decide(
     candidates = list(best.values())
     if not candidates:
         return []
+    ids = [match_id(c.user_id, c.job_id) for c in candidates]
     originals = same_job or {}
     # "improved" is decided inside the row update (under its lock), and marked with
     # this statement's now(): a concurrent decider sees the raised best score
@@ -79,7 +80,7 @@ async def decide(
                    improved_at = CASE WHEN EXCLUDED.score >= m.best_score + $6
                                       THEN now() ELSE m.improved_at END
            RETURNING m.match_id, (xmax = 0) AS inserted, m.improved_at = now() AS improved""",
-        [match_id(c.user_id, c.job_id) for c in candidates],
+        ids,
         [c.user_id for c in candidates],
         [c.job_id for c in candidates],
         [c.score for c in candidates],
@@ -94,8 +95,8 @@ async def decide(
             announce[r["match_id"]] = "score_improved"
     return [
         Announce(mid, c.user_id, c.job_id, c.score, announce[mid])
-        for c in candidates
-        if (mid := match_id(c.user_id, c.job_id)) in announce
+        for mid, c in zip(ids, candidates, strict=True)
+        if mid in announce
     ]
 
 

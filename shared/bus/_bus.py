@@ -16,7 +16,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
 )
+from pamqp import commands as spec
 
 from shared.errors import BusUnavailable, Defer, Ignore, InvalidEvent, Permanent, Retry
 from shared.events import CONTENT_TYPE, Event, parse_event
@@ -234,22 +235,36 @@ class Bus:
         message = self._message(event, priority)
         await self._publish(event.type, message, to_events=True, label=event.type)
 
-    async def publish_many(self, events: Sequence[Event[Any]]) -> None:
+    async def publish_many(self, events: Iterable[Event[Any]]) -> None:
         """Publish ``events`` to the events exchange; returns once the broker has
         confirmed every one of them.
 
         The publishes are pipelined: all are written before any confirm is awaited,
         so a batch costs about one round trip rather than one each (``publish`` in a
-        loop, or gathered, makes each wait for the channel in turn). Those left
-        unconfirmed by a lost connection are published again, as ``publish`` does,
-        until ``publish_timeout``; then ``BusUnavailable``. Priorities come from the
+        loop, or gathered, makes each wait for the channel in turn). ``events`` may
+        be a generator: it is read as the batch is written, so the first events are
+        on their way while the last are still being built. Those left unconfirmed
+        by a lost connection are published again, as ``publish`` does, until
+        ``publish_timeout``; then ``BusUnavailable``. Priorities come from the
         payloads, as with ``publish``.
         """
-        pending = list(events)
+        unread = iter(events)
+        first = next(unread, None)
+        if first is None:
+            return
+        read: list[Event[Any]] = [first]
+
+        def every_event() -> list[Event[Any]]:
+            read.extend(unread)  # what the first pass did not get to
+            return read[:]
+
+        # the first pass reads the events as it writes them; a pass after it
+        # republishes what is left unconfirmed, a list by then
+        pending: Iterable[Event[Any]] = _recording(first, unread, read)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
         last_error = "not connected"
-        while pending and (remaining := deadline - loop.time()) > 0:
+        while (remaining := deadline - loop.time()) > 0:
             try:
                 async with asyncio.timeout(remaining):
                     if not self._connected.is_set():
@@ -257,46 +272,58 @@ class Bus:
                     pending, last_error = await self._publish_batch(pending)
             except TimeoutError:
                 last_error = "timed out waiting for confirms"
+                pending = pending if isinstance(pending, list) else every_event()
                 break
             except _UNCONFIRMED as exc:
                 last_error = str(exc) or type(exc).__name__
-            if pending:
-                await asyncio.sleep(min(0.1, max(deadline - loop.time(), 0)))
+                pending = pending if isinstance(pending, list) else every_event()
+            if not pending:
+                break
+            await asyncio.sleep(min(0.1, max(deadline - loop.time(), 0)))
+        if not isinstance(pending, list):  # no pass ran
+            pending = every_event()
         failed = Counter(e.type for e in pending)
-        for label, count in (Counter(e.type for e in events) - failed).items():
+        for label, count in (Counter(e.type for e in read) - failed).items():
             self.metrics.child(self.metrics.published, self.service, label, "confirmed").inc(count)
         if pending:
             for label, count in failed.items():
                 self.metrics.child(self.metrics.published, self.service, label, "failed").inc(count)
             raise BusUnavailable(
-                f"{len(pending)} of {len(events)} publishes not confirmed in "
+                f"{len(pending)} of {len(read)} publishes not confirmed in "
                 f"{self.publish_timeout}s: {last_error}"
             )
 
-    async def _publish_batch(self, events: list[Event[Any]]) -> tuple[list[Event[Any]], str]:
+    async def _publish_batch(self, events: Iterable[Event[Any]]) -> tuple[list[Event[Any]], str]:
         """One pass of ``publish_many``: the events still unconfirmed after it, and why."""
         channel, exchange = self._publish_channel, self._exchange
         if channel is None or exchange is None:
             raise aio_pika.exceptions.ChannelInvalidStateError("reconnecting")
         underlay = await channel.get_underlay_channel()
-        messages = [(e.type, self._message(e, None)) for e in events]
+        sent: list[Event[Any]] = []
+
+        def messages() -> Iterator[_pipeline.Outgoing]:
+            # serialised as they are written: the first go out while the rest are built
+            for e in events:
+                sent.append(e)
+                yield e.type, self._properties(e, None), e.to_json()
+
         if _pipeline.supports(underlay):
             outcomes: list[Any] = await asyncio.gather(
-                *await _pipeline.write_batch(underlay, exchange.name, messages),
+                *await _pipeline.write_batch(underlay, exchange.name, messages()),
                 return_exceptions=True,
             )
         else:  # one by one, as publish does, but without waiting for each in turn
             outcomes = await asyncio.gather(
                 *(
                     underlay.basic_publish(
-                        m.body, exchange=exchange.name, routing_key=key, properties=m.properties
+                        body, exchange=exchange.name, routing_key=key, properties=properties
                     )
-                    for key, m in messages
+                    for key, properties, body in messages()
                 ),
                 return_exceptions=True,
             )
         left, why = [], ""
-        for event, outcome in zip(events, outcomes, strict=True):
+        for event, outcome in zip(sent, outcomes, strict=True):
             if isinstance(outcome, _UNCONFIRMED):
                 left.append(event)
                 why = str(outcome) or type(outcome).__name__
@@ -321,6 +348,25 @@ class Bus:
         message = self._message(event, None, {h.ATTEMPT: attempts})
         await self.send_to_queue(names.retry(delay), message, label=event.type)
         return delay
+
+    def _properties(
+        self, event: Event[Any], priority: int | None, headers: dict[str, Any] | None = None
+    ) -> spec.Basic.Properties:
+        """What ``_message(...).properties`` would be, without the ``aio_pika.Message``
+        (``publish_many`` builds hundreds at once)."""
+        if priority is None:
+            priority = PRIORITY_LEVELS.get(str(getattr(event.data, "priority", "")))
+        return spec.Basic.Properties(
+            content_type=CONTENT_TYPE,
+            headers=headers or {},
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+            priority=priority or 0,
+            correlation_id=event.correlation_id,
+            message_id=event.id,
+            timestamp=event.time,
+            message_type=event.type,
+            app_id=f"herald-{self.service}",
+        )
 
     def _message(
         self, event: Event[Any], priority: int | None, headers: dict[str, Any] | None = None
@@ -728,3 +774,13 @@ async def _first(*aws: Awaitable[Any]) -> None:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _recording(
+    first: Event[Any], rest: Iterator[Event[Any]], read: list[Event[Any]]
+) -> Iterator[Event[Any]]:
+    """``first``, then ``rest``, each of those appended to ``read`` as it is taken."""
+    yield first
+    for event in rest:
+        read.append(event)
+        yield event

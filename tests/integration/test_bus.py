@@ -283,11 +283,13 @@ async def test_publish_later_waits_in_a_delay_queue_and_carries_its_attempts(
     assert [p.reason for p in await list_parked_for(settings, bus)] == ["exhausted"]
 
 
+@pytest.mark.parametrize("as_generator", [False, True], ids=["list", "generator"])
 async def test_publish_many_delivers_every_event_once_in_order_with_its_priority(
-    bus_factory: Callable[..., Bus], settings: Settings
+    bus_factory: Callable[..., Bus], settings: Settings, as_generator: bool
 ) -> None:
     """A batch larger than one socket write: every event confirmed, delivered once,
-    in publishing order, and an urgent one still travels with its AMQP priority."""
+    in publishing order, and an urgent one still travels with its AMQP priority.
+    A generator is read as the batch is written, with the same outcome."""
     received: list[Event[Any]] = []
     priorities: list[int | None] = []
 
@@ -301,8 +303,9 @@ async def test_publish_many_delivers_every_event_once_in_order_with_its_priority
     await producer.start(wait=10)
 
     sent = [notification(user_id=f"u-{i}") for i in range(CHUNK * 2 + 7)]
-    await producer.publish_many(sent)
+    await producer.publish_many((e for e in sent) if as_generator else sent)
     await producer.publish_many([])  # nothing to do is not an error
+    await producer.publish_many(e for e in [])
 
     await eventually(lambda: len(received) == len(sent), what="the whole batch")
     assert [e.id for e in received] == [e.id for e in sent]
@@ -353,15 +356,17 @@ async def test_publish_many_larger_than_the_connections_write_buffer_is_confirme
     assert confirmed._value.get() == len(sent) + 1
 
 
+@pytest.mark.parametrize("as_generator", [False, True], ids=["list", "generator"])
 async def test_publish_many_without_a_broker_gives_up_after_the_publish_timeout(
-    bus_factory: Callable[..., Bus],
+    bus_factory: Callable[..., Bus], as_generator: bool
 ) -> None:
     nowhere = SecretStr("amqp://guest:guest@127.0.0.1:1/")
     bus = bus_factory("gateway", amqp_url=nowhere, publish_timeout=0.3)
     await bus.start()
     started = time.monotonic()
+    events = [notification(), notification()]
     with pytest.raises(BusUnavailable, match="2 of 2 publishes not confirmed"):
-        await bus.publish_many([notification(), notification()])
+        await bus.publish_many((e for e in events) if as_generator else events)
     assert 0.25 <= time.monotonic() - started < 2
     failed = bus.metrics.published.labels("gateway", "notification.requested", "failed")
     assert failed._value.get() == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -126,6 +127,16 @@ def test_derived_ids_are_stable_and_distinct() -> None:
     assert derived_id("tick", "minute", "10:05") != derived_id("tick", "minute", "10:06")
     # the separator keeps ("ab", "c") and ("a", "bc") apart
     assert derived_id("ab", "c") != derived_id("a", "bc")
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [("tick", "minute", "10:05"), ("match", "u-1", "j-1"), ("",), ("é", "求人", "😀", "\x1f")],
+)
+def test_derived_ids_are_the_uuid5_of_the_joined_parts(parts: tuple[str, ...]) -> None:
+    # ids already published and stored must not change
+    expected = uuid.uuid5(uuid.UUID("6a0d6b0e-6c1b-5d0e-9a57-6865726c6400"), "\x1f".join(parts))
+    assert derived_id(*parts) == str(expected)
 
 
 def test_job_posted_needs_a_real_url_and_a_known_job_type() -> None:

@@ -11,7 +11,9 @@ that a restart replays short.
 
 Searches are exact: the shard is never optimised into an HNSW graph unless
 ``optimize()`` is called. At 100,000 résumés on two cores a filtered search takes
-24 ms p50 / 44 ms p95 for the top 100 and 43 / 70 ms for the top 1,000, recall 1.0;
+24 ms p50 / 44 ms p95 for the top 100 and 43 / 70 ms for the top 1,000, recall 1.0
+(those with payloads read from disk; kept in memory, as they now are, the engine's
+part of a top 1,000 fell from 16 / 67 to 13 / 36 ms);
 after ``optimize()`` (43 s, blocking) it takes 3 ms but finds only 92 % of the true
 top 100 (``bench/index.py``). Filters need payload indexes on the fields they name
 (``ensure(..., indexes=...)``): without them the same search takes ~700 ms.
@@ -175,7 +177,14 @@ class EdgeIndex:
 
 
 def _open_shard(path: Path, dim: int) -> edge.EdgeShard:
-    config = edge.EdgeConfig(vectors=edge.EdgeVectorParams(size=dim, distance=edge.Distance.Cosine))
+    config = edge.EdgeConfig(
+        vectors=edge.EdgeVectorParams(size=dim, distance=edge.Distance.Cosine),
+        # Edge's default (cold) reads every returned point's payload back from its
+        # files: a job's search returns up to 1,000, and that doubled its time
+        # (p95 67 against 36 ms at 100,000 résumés). A shard made cold is loaded
+        # cached just the same.
+        payload_memory=edge.Memory.Cached,
+    )
     try:
         if (path / "edge_config.json").exists():
             return edge.EdgeShard.load(str(path), config)
