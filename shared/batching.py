@@ -30,7 +30,7 @@ BatchCall = Callable[[list[T]], Awaitable[Sequence[R]]]
 
 
 class Coalesced(Generic[T, R]):
-    def __init__(self, run: BatchCall[T, R], *, max_size: int = 256, concurrency: int = 2) -> None:
+    def __init__(self, run: BatchCall[T, R], *, max_size: int = 256, concurrency: int = 1) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._run = run
