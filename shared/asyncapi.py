@@ -471,7 +471,8 @@ def _http_channel(inbound: list[str]) -> dict[str, Any]:
             "(200 when all were duplicates), 422 with a reason per invalid event, 401/403 "
             "without a key with the events:write scope, 413 over 5 MiB or 500 events, "
             "429 with Retry-After over the rate limit, 503 when the broker does not "
-            "confirm. Only the event types your systems publish belong here."
+            "confirm. Only the event types your systems publish belong here: a batch "
+            "with one of Herald's own types is refused whole (422)."
         ),
         "servers": [{"$ref": "#/servers/gateway"}],
         "messages": messages,

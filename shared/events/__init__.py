@@ -3,6 +3,7 @@
 from ._envelope import CONTENT_TYPE, Event, derived_id, describe, new_event, parse_event
 from ._payloads import (
     ALL_PAYLOADS,
+    INTEGRATOR_TYPES,
     AlertDeleted,
     AlertSaved,
     ApplicationStatus,
@@ -38,6 +39,7 @@ from ._payloads import (
 __all__ = [
     "ALL_PAYLOADS",
     "CONTENT_TYPE",
+    "INTEGRATOR_TYPES",
     "AlertDeleted",
     "AlertSaved",
     "ApplicationStatus",

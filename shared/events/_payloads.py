@@ -449,6 +449,27 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
 )
 _BY_TYPE = {model.event_type: model for model in ALL_PAYLOADS}
 
+# What the systems around Herald publish (a job board, an ATS, a calendar). The rest
+# are Herald's own business (matches, ticks, reminders, deliveries, outcomes): the
+# gateway refuses them, since one would make Herald notify or send on a stranger's say.
+INTEGRATOR_TYPES: frozenset[str] = frozenset(
+    model.event_type
+    for model in (
+        UserSignedUp,
+        UserDeleted,
+        ResumeUpserted,
+        ResumeDeleted,
+        JobPosted,
+        JobUpdated,
+        JobClosed,
+        ApplicationStatusChanged,
+        MeetingScheduled,
+        MeetingCancelled,
+        RequestNotification,
+        CancelNotification,
+    )
+)
+
 
 def payload_model(event_type: str) -> type[Payload] | None:
     if event_type.startswith("tick."):

@@ -123,3 +123,41 @@ async def test_a_batch_is_accepted_whole(gateway: Gateway, published: list[Event
     assert answer.status_code == 202
     assert answer.json()["accepted"] == ["b-0", "b-1", "b-2"]
     await eventually(lambda: len(published) == 3, what="three events on the bus")
+
+
+async def test_herald_s_own_event_types_are_refused_and_nothing_of_the_batch_is_published(
+    gateway: Gateway, published: list[Event[Any]]
+) -> None:
+    """A key for publishing events cannot make Herald announce a match, fire a
+    reminder or send a delivery on its own say: those types are Herald's."""
+    own = {
+        "specversion": "1.0",
+        "id": "forged-1",
+        "source": "my-board",
+        "type": "delivery.due",
+        "data": {
+            "delivery_id": "00000000-0000-0000-0000-000000000001",
+            "notification_id": "00000000-0000-0000-0000-000000000002",
+            "user_id": "ada",
+            "channel": "webhook",
+        },
+    }
+    fine = {
+        "specversion": "1.0",
+        "id": "fine-1",
+        "source": "my-board",
+        "type": "user.deleted",
+        "data": {"user_id": "ada"},
+    }
+    async with await gateway.as_key("events:write") as system:
+        answer = await system.post(
+            "/v1/events",
+            json=[fine, own],
+            headers={"content-type": "application/cloudevents-batch+json"},
+        )
+    assert answer.status_code == 422, answer.text
+    (problem,) = answer.json()["detail"]["errors"]
+    assert problem["index"] == 1
+    assert "published by Herald itself" in problem["error"]
+    await asyncio.sleep(0.3)
+    assert published == []  # the batch is refused whole

@@ -126,3 +126,10 @@ def test_the_published_schema_refuses_what_herald_refuses() -> None:
     assert _validates("/components/messages/job.posted/payload", missing)
     wrong_type = {**example, "type": "job.updated"}
     assert _validates("/components/messages/job.posted/payload", wrong_type)
+
+
+def test_the_types_documented_as_yours_are_the_ones_the_gateway_accepts() -> None:
+    from shared.asyncapi import PUBLISHERS, YOU
+    from shared.events import INTEGRATOR_TYPES
+
+    assert {t for t, who in PUBLISHERS.items() if YOU in who} == INTEGRATOR_TYPES

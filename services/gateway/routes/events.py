@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from shared.apikeys import ApiKey
 from shared.db import first_time
 from shared.errors import InvalidEvent
-from shared.events import Event, Payload, parse_event
+from shared.events import INTEGRATOR_TYPES, Event, Payload, parse_event
 
 from ..dependencies import State, limited, require_scope
 from ..ratelimit import Policy
@@ -99,9 +99,20 @@ def _validate(items: list[dict[str, Any]], correlation_id: str | None) -> list[E
         if correlation_id and "correlationid" not in item:
             item = {**item, "correlationid": correlation_id}
         try:
-            events.append(parse_event(item))
+            event = parse_event(item)
         except InvalidEvent as exc:
             problems.append({"index": index, "id": item.get("id"), "error": exc.reason})
+            continue
+        if event.type not in INTEGRATOR_TYPES:
+            problems.append(
+                {
+                    "index": index,
+                    "id": event.id,
+                    "error": f"{event.type} is published by Herald itself, not through the API",
+                }
+            )
+            continue
+        events.append(event)
     if problems:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, {"message": "invalid event", "errors": problems}
