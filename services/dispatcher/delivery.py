@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import structlog
@@ -61,9 +62,11 @@ class DeliveryDeps:
     metrics: DispatcherMetrics
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # round trips shared by the deliveries in flight: one statement reserves
-    # rate-limit slots for many, one stores many outcomes
+    # rate-limit slots for many, one stores many outcomes, one pipelined write
+    # announces many (their confirms awaited together)
     reserve: Coalesced[Mapping[str, Limit], Turn] = field(init=False)
     settle: Coalesced[history.Attempt, int | None] = field(init=False)
+    announce: Coalesced[Event[Any], None] = field(init=False)
 
     def __post_init__(self) -> None:
         async def reserve(requests: list[Mapping[str, Limit]]) -> list[Turn]:
@@ -74,8 +77,13 @@ class DeliveryDeps:
             async with self.pool.acquire() as conn:
                 return await history.record_attempts(conn, attempts)
 
+        async def announce(events: list[Event[Any]]) -> list[None]:
+            await self.bus.publish_many(events)
+            return [None] * len(events)
+
         object.__setattr__(self, "reserve", Coalesced(reserve))
         object.__setattr__(self, "settle", Coalesced(settle))
+        object.__setattr__(self, "announce", Coalesced(announce))
 
     @property
     def max_attempts(self) -> int:
@@ -341,7 +349,7 @@ async def _announce(
             attempts=attempts,
             error=error,
         )
-    await deps.bus.publish(
+    await deps.announce(
         new_event(
             payload,
             source=SOURCE,

@@ -144,7 +144,11 @@ async def _notify(record: Recorder, deps: IntakeDeps, c: Compose) -> Planned:
         c.kind,
         name=user.name,
         html=by_email,
-        html_only={"unsubscribe_url": signing.unsubscribe_url(deps.settings, user.user_id)},
+        html_only=(
+            {"unsubscribe_url": signing.unsubscribe_url(deps.settings, user.user_id)}
+            if by_email
+            else None
+        ),
         **c.context,
     )
     now = deps.clock()

@@ -65,6 +65,9 @@ MAX_CONNECTIONS = 100
 # idle keep-alive connections are closed after this long (httpx's default before)
 KEEPALIVE_SECONDS = 5.0
 ALLOWED_SCHEMES = frozenset({"http", "https"})
+# hosts whose literal-address verdict a connector remembers (names are re-resolved
+# and checked on every new connection regardless)
+VERDICTS_KEPT = 4096
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:
@@ -148,6 +151,9 @@ class GuardedConnector(aiohttp.TCPConnector):
         **kwargs: Any,
     ) -> None:
         self._allow = tuple(allow)
+        # host -> why it is refused (None: allowed); a literal's verdict never changes,
+        # and judging one costs more than the rest of finding a pooled connection
+        self._verdicts: dict[str, str | None] = {}
         super().__init__(
             resolver=CheckingResolver(self._allow, resolver), use_dns_cache=False, **kwargs
         )
@@ -167,10 +173,25 @@ class GuardedConnector(aiohttp.TCPConnector):
         """Raise ``UnsafeUrl`` for a scheme other than http(s) or a forbidden literal."""
         if scheme not in ALLOWED_SCHEMES:
             raise UnsafeUrl(f"scheme {scheme!r} is not allowed")
-        ip = literal_address(host)
+        try:
+            refused = self._verdicts[host]
+        except KeyError:
+            refused = self._judge(host)
+            if len(self._verdicts) >= VERDICTS_KEPT:
+                self._verdicts.clear()
+            self._verdicts[host] = refused
+        if refused is not None:
+            raise UnsafeUrl(refused)
+
+    def _judge(self, host: str) -> str | None:
+        try:
+            ip = literal_address(host)
+        except UnsafeUrl as exc:
+            return exc.reason
         if ip is not None and is_forbidden(ip, self._allow):
             where = f"{ip} is" if host == str(ip) else f"{host} is {ip},"
-            raise UnsafeUrl(f"{where} a non-public address")
+            return f"{where} a non-public address"
+        return None
 
 
 def _timeout(seconds: float) -> aiohttp.ClientTimeout:
