@@ -39,6 +39,7 @@ from shared.metrics import ServiceMetrics
 
 from . import _headers as h
 from . import _pipeline
+from ._acks import Acks
 from ._backoff import retry_step
 from ._topology import (
     QueueNames,
@@ -81,6 +82,8 @@ class Subscription:
     max_priority: int | None
     queue: AbstractQueue | None = field(default=None, repr=False)
     consumer_tag: str | None = None
+    # acks written together, on the consumer channel of the current connection
+    acks: Acks | None = field(default=None, repr=False)
 
     @property
     def delays(self) -> list[float]:
@@ -448,7 +451,7 @@ class Bus:
             self.metrics.child(self.metrics.bus_connected, self.service).set(0)
             self._publish_channel = self._exchange = None
             for sub in self._subscriptions:
-                sub.queue, sub.consumer_tag = None, None
+                sub.queue, sub.consumer_tag, sub.acks = None, None, None
             if not self._stop_requested.is_set():
                 log.warning("bus_connection_lost", in_flight=len(self._in_flight))
             await self._close_quietly(connection)
@@ -468,6 +471,7 @@ class Bus:
             consumer_channel = await connection.channel()
             consumer_channel.close_callbacks.add(on_channel_closed)
             await consumer_channel.set_qos(prefetch_count=sub.prefetch)
+            sub.acks = Acks(await consumer_channel.get_underlay_channel())
             exchange = await declare_exchange(consumer_channel, self.namespace)
             sub.queue = await declare_work_queue(
                 consumer_channel,
@@ -620,7 +624,7 @@ class Bus:
             await self._defer(sub, message, exc, attempt - 1, event.type)
         except Ignore as exc:
             log.info("event_ignored", reason=exc.reason)
-            if await _ack(message):
+            if await _ack(sub, message):
                 self.metrics.child(
                     self.metrics.consumed, self.service, queue, event.type, "ignored"
                 ).inc()
@@ -635,7 +639,7 @@ class Bus:
                 sub, message, f"{type(exc).__name__}: {exc}", None, attempt, event.type
             )
         else:
-            if await _ack(message):
+            if await _ack(sub, message):
                 self.metrics.child(
                     self.metrics.consumed, self.service, queue, event.type, "ok"
                 ).inc()
@@ -664,7 +668,7 @@ class Bus:
         except BusUnavailable:
             return  # not acked: the broker redelivers it once we are back
         log.info("retry_scheduled", step=step, delay=delay, error=error)
-        if await _ack(message):
+        if await _ack(sub, message):
             self.metrics.child(self.metrics.retries, self.service, sub.names.work).inc()
             self.metrics.child(
                 self.metrics.consumed, self.service, sub.names.work, event_type, "retried"
@@ -687,7 +691,7 @@ class Bus:
         except BusUnavailable:
             return
         log.debug("deferred", delay=delay, wanted=defer.after, reason=defer.reason)
-        if await _ack(message):
+        if await _ack(sub, message):
             self.metrics.child(
                 self.metrics.consumed, self.service, sub.names.work, event_type, "deferred"
             ).inc()
@@ -717,7 +721,7 @@ class Bus:
         except BusUnavailable:
             return
         log.warning("message_parked", reason=reason, error=error, parked_queue=sub.names.parked)
-        if await _ack(message):
+        if await _ack(sub, message):
             self.metrics.child(self.metrics.parked, self.service, sub.names.work, reason).inc()
             self.metrics.child(
                 self.metrics.consumed, self.service, sub.names.work, event_type, "parked"
@@ -744,9 +748,12 @@ def _bind(
     return on_message
 
 
-async def _ack(message: AbstractIncomingMessage) -> bool:
+async def _ack(sub: Subscription, message: AbstractIncomingMessage) -> bool:
     try:
-        await message.ack()
+        if sub.acks is not None:
+            await sub.acks.ack(message)
+        else:
+            await message.ack()
     except _AMQP_ERRORS:
         # The channel died under us: the broker will redeliver, and the handler's
         # idempotency absorbs the repeat. Never ack on a channel that replaced it.

@@ -42,12 +42,11 @@ async def test_published_event_reaches_subscriber_typed_and_correlated(
     assert got.id == sent.id
     assert got.correlation_id == "corr-7"
     assert got.data.user_id == "u-42"
-    assert (
-        consumer.metrics.consumed.labels(
-            "dispatcher", consumer.queues[0], "notification.requested", "ok"
-        )._value.get()
-        == 1
+    # counted once its ack is written, a moment after the handler returned
+    consumed = consumer.metrics.consumed.labels(
+        "dispatcher", consumer.queues[0], "notification.requested", "ok"
     )
+    await eventually(lambda: consumed._value.get() == 1, what="the consumed count")
 
 
 async def test_transient_failure_is_retried_with_backoff_then_succeeds(
@@ -370,3 +369,34 @@ async def test_publish_many_without_a_broker_gives_up_after_the_publish_timeout(
     assert 0.25 <= time.monotonic() - started < 2
     failed = bus.metrics.published.labels("gateway", "notification.requested", "failed")
     assert failed._value.get() == 2
+
+
+async def test_messages_finished_together_are_all_acked(
+    bus_factory: Callable[..., Bus], settings: Settings
+) -> None:
+    """Acks of messages that finish in the same moment share one write: each of them
+    must still reach the broker, or closing the connection would hand them back."""
+    handled: list[str] = []
+    release = asyncio.Event()
+
+    async def handle(event: Event[Any]) -> None:
+        await release.wait()  # everyone finishes at once
+        handled.append(event.id)
+
+    consumer = bus_factory("dispatcher", prefetch=64)
+    consumer.subscribe("notifications", {"notification.requested": handle})
+    await consumer.start(wait=10)
+    producer = bus_factory("gateway")
+    await producer.start(wait=10)
+    await producer.publish_many(notification(user_id=f"u-{i}") for i in range(150))
+    await eventually(lambda: len(consumer._in_flight) == 64, what="a full prefetch window")
+    release.set()
+    await eventually(lambda: len(handled) == 150, what="every message handled")
+    consumed = consumer.metrics.consumed.labels(
+        "dispatcher", consumer.queues[0], "notification.requested", "ok"
+    )
+    await eventually(lambda: consumed._value.get() == 150, what="every ack written")
+    await consumer.stop()
+    # unacked messages would be back in the queue once their connection closed
+    assert await queue_depth(settings.amqp_url.get_secret_value(), consumer.queues[0]) == 0
+    assert len(set(handled)) == 150
