@@ -90,16 +90,20 @@ def _alert(r: asyncpg.Record) -> Alert:
     )
 
 
-async def candidate_jobs(conn: Connection, alert: Alert, since: datetime) -> list[tuple[str, str]]:
-    """Open jobs posted since ``since`` that pass the alert's filters and contain
-    every keyword (title or description, whole words, any case), not yet announced
-    by this alert. Reposts are left out: their original was a candidate. (job id,
-    text) pairs."""
+async def candidate_jobs(
+    conn: Connection, alert: Alert, since: datetime, *, posted_after: datetime
+) -> list[tuple[str, str]]:
+    """Open jobs posted or first indexed since ``since`` (a job board may publish a
+    posting hours after its ``posted_at``, after the alert's last run), posted after
+    ``posted_after`` (the matcher's age limit), that pass the alert's filters and
+    contain every keyword (title or description, whole words, any case), not yet
+    announced by this alert (``alert_hits``). Reposts are left out: their original
+    was a candidate. (job id, text) pairs."""
     rows = await conn.fetch(
         """SELECT j.job_id, j.title || ' ' || j.description AS text FROM jobs j
            WHERE j.closed_at IS NULL AND (j.expires_at IS NULL OR j.expires_at > now())
              AND j.repost_of IS NULL
-             AND j.posted_at >= $2
+             AND (j.posted_at >= $2 OR j.indexed_at >= $2) AND j.posted_at >= $7
              AND ($3::boolean IS NULL OR j.remote = $3)
              AND ($4::text IS NULL OR j.remote
                   OR strpos(lower(coalesce(j.location, '')), lower($4)) > 0)
@@ -114,6 +118,7 @@ async def candidate_jobs(conn: Connection, alert: Alert, since: datetime) -> lis
         alert.location,
         alert.salary_floor,
         list(alert.job_types),
+        posted_after,
     )
     wanted = [_word(k) for k in alert.keywords]
     return [(r["job_id"], r["text"]) for r in rows if all(w.search(r["text"]) for w in wanted)]

@@ -204,12 +204,24 @@ async def on_resume_upserted(event: Event[ResumeUpserted], deps: MatcherDeps) ->
     )
     async with deps.pool.acquire() as conn, conn.transaction():
         judge = _judge(deps, await resumes.min_scores(conn, [resume.user_id]))
+        # a repost found beside its original is the same job twice: the original
+        # goes; a repost alone (its original closed, or not close enough) goes unless
+        # this seeker already has a match for the original (``_announce``)
+        found_ids = {hit.job.job_id for hit in hits}
+        reposts = {
+            hit.job.job_id: hit.repost_of
+            for hit in hits
+            if hit.repost_of is not None and hit.repost_of not in found_ids
+        }
         found = [
             (resume.user_id, hit.job.job_id, scored)
             for hit in hits
-            if not hit.repost and (scored := judge(hit.similarity, seeker, hit.job)) is not None
+            if (hit.repost_of is None or hit.job.job_id in reposts)
+            and (scored := judge(hit.similarity, seeker, hit.job)) is not None
         ]
-        await _announce(conn, deps, found, correlation_id=event.correlation_id)
+        await _announce(
+            conn, deps, found, same_job=reposts or None, correlation_id=event.correlation_id
+        )
     log.info("resume_matched", user_id=resume.user_id, candidates=len(hits), matched=len(found))
 
 
@@ -278,7 +290,9 @@ async def run_alert(
         timedelta(days=1) if alert.frequency == "daily" else timedelta(days=7)
     )
     async with deps.pool.acquire() as conn, conn.transaction():
-        found = dict(await alerts.candidate_jobs(conn, alert, since))
+        found = dict(
+            await alerts.candidate_jobs(conn, alert, since, posted_after=slot - deps.max_age)
+        )
         fresh = await alerts.record_hits(conn, alert.alert_id, list(found))
         similarity = await _similarities(deps, alert.query_text, {j: found[j] for j in fresh})
         await _publish(
@@ -323,9 +337,12 @@ def _judge(
     the seeker's own minimum in ``floors``) excludes it. The clock, the weights and
     the threshold are read once: a job judges up to 1,000 candidates."""
     now, weights, threshold = deps.clock(), deps.weights, deps.settings.match_threshold
+    # a job posted longer ago than this is nobody's news (the résumé side's index
+    # search already leaves such jobs out; a late job.posted is judged here)
+    max_age_days = deps.settings.match_max_age_days
 
     def judged(similarity: float, seeker: Seeker, job: JobFacts) -> Scored | None:
-        if passes_filters(seeker, job, now=now, max_age_days=None) is not None:
+        if passes_filters(seeker, job, now=now, max_age_days=max_age_days) is not None:
             return None
         scored = score(similarity, seeker, job, weights)
         floor = max(threshold, floors.get(seeker.user_id, 0.0))

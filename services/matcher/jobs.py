@@ -86,12 +86,14 @@ async def mark_indexed(conn: Connection, job_id: str, repost_of: str | None) -> 
 async def original_of(
     conn: Connection, job: JobPosted, *, within: timedelta, threshold: float = 0.8
 ) -> str | None:
-    """The job this one reposts, if any: an open job of the same company, posted
-    within ``within`` before it, with the same location and a near-identical title
-    and text (word-shingle overlap at least ``threshold``)."""
+    """The job this one reposts, if any: a job of the same company, posted within
+    ``within`` before it, with the same location and a near-identical title and text
+    (word-shingle overlap at least ``threshold``). Open or not: a posting that
+    expired or was closed and then put up again under a new id is the usual
+    repost."""
     rows = await conn.fetch(
         """SELECT job_id, repost_of, title, description FROM jobs
-           WHERE lower(company) = lower($1) AND job_id <> $2 AND closed_at IS NULL
+           WHERE lower(company) = lower($1) AND job_id <> $2
              AND coalesce(lower(location), '') = coalesce(lower($3), '')
              AND posted_at BETWEEN $4::timestamptz - $5::interval AND $4::timestamptz
            ORDER BY posted_at""",

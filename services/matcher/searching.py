@@ -90,7 +90,8 @@ class SeekerHit:
 class JobHit:
     similarity: float
     job: JobFacts
-    repost: bool
+    # the job this one reposts, if it is a repost
+    repost_of: str | None
 
 
 async def seekers_near(
@@ -149,7 +150,9 @@ async def jobs_near(
     hits = await index.search(
         JOBS, vector, filter=IndexFilter.all(*must), limit=limit, score_threshold=min_similarity
     )
-    return [JobHit(h.score, _job(h.id, h.payload), bool(h.payload.get("repost_of"))) for h in hits]
+    return [
+        JobHit(h.score, _job(h.id, h.payload), h.payload.get("repost_of") or None) for h in hits
+    ]
 
 
 def _seeker(payload: dict[str, Any]) -> Seeker:

@@ -278,6 +278,72 @@ async def test_a_repost_under_a_new_id_is_not_announced_again(
     assert [x.job_id for x in m.matches_for(seeker)] == [original.job_id]
 
 
+async def test_a_closed_job_put_up_again_is_no_news_to_those_told_but_reaches_newcomers(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher()
+    told, newcomer = user(), user()
+    await m.send(resume(told, location="Berlin"))
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM resumes WHERE user_id = $1", told),
+        what="résumé stored",
+    )
+    original = job()
+    await m.send(original)
+    await eventually(lambda: bool(m.matches_for(told)), timeout=30, what="first match")
+    await m.send(JobClosed(job_id=original.job_id))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT closed_at IS NOT NULL FROM jobs WHERE job_id = $1", original.job_id
+        ),
+        what="the original closed",
+    )
+    # the posting expired on the board and was put up again under a new id
+    repost = job(
+        company=original.company,
+        description=PYTHON_JOB + " Apply today!",
+        url="https://jobs.example.com/again",
+        posted_at=original.posted_at + timedelta(days=2),
+    )
+    await m.send(repost)
+    await eventually(
+        lambda: pool.fetchval("SELECT repost_of FROM jobs WHERE job_id = $1", repost.job_id),
+        timeout=30,
+        what="the repost recognised",
+    )
+    await m.send(resume(newcomer, location="Berlin"))
+    await eventually(lambda: bool(m.matches_for(newcomer)), timeout=30, what="newcomer matched")
+    await asyncio.sleep(1.0)
+    assert [x.job_id for x in m.matches_for(told)] == [original.job_id]
+    assert [x.job_id for x in m.matches_for(newcomer)] == [repost.job_id]
+
+
+async def test_a_job_posted_longer_ago_than_the_age_limit_reaches_nobody(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher(match_max_age_days=30)
+    seeker = user()
+    await m.send(resume(seeker, location="Berlin"))
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM resumes WHERE user_id = $1", seeker),
+        what="résumé stored",
+    )
+    stale = job(posted_at=datetime.now(UTC) - timedelta(days=45))
+    fresh = job(posted_at=datetime.now(UTC) - timedelta(days=29))
+    await m.send(stale)
+    await m.send(fresh)
+    await eventually(lambda: bool(m.matches_for(seeker)), timeout=30, what="the fresh job")
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT indexed_at IS NOT NULL FROM jobs WHERE job_id = $1", stale.job_id
+        ),
+        timeout=30,
+        what="the stale job handled",
+    )
+    await asyncio.sleep(1.0)
+    assert [x.job_id for x in m.matches_for(seeker)] == [fresh.job_id]
+
+
 async def test_deleting_a_resume_or_user_removes_rows_and_vectors(
     matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
 ) -> None:
@@ -393,3 +459,60 @@ async def test_an_alert_fires_once_per_job(
     await m.send(Tick(schedule="daily", slot=slot + timedelta(days=1)))
     await asyncio.sleep(1.5)
     assert [x.job_id for x in alerted()] == [wanted.job_id]
+
+
+async def test_an_alert_finds_a_job_published_after_its_run_and_announces_it_once(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    """A board may publish a posting hours after its ``posted_at``: after the alert's
+    last run. It is still news to the alert, once, even when it is updated later."""
+    m = await matcher()
+    seeker = user()
+    marker = f"zq{uuid.uuid4().hex[:8]}"
+    alert = AlertSaved(
+        alert_id=f"a-{seeker}", user_id=seeker, keywords=["python", marker], frequency="daily"
+    )
+    await m.send(alert)
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM alerts WHERE alert_id = $1", alert.alert_id),
+        what="alert stored",
+    )
+    first_run = datetime.now(UTC) - timedelta(minutes=30)
+    await m.send(Tick(schedule="daily", slot=first_run))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT last_run_at = $2 FROM alerts WHERE alert_id = $1", alert.alert_id, first_run
+        ),
+        what="the first run",
+    )
+    late = job(description=f"{PYTHON_JOB} Team {marker}.", posted_at=first_run - timedelta(hours=3))
+    await m.send(late)
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT indexed_at IS NOT NULL FROM jobs WHERE job_id = $1", late.job_id
+        ),
+        timeout=30,
+        what="the late job stored",
+    )
+    alerted = lambda: [x for x in m.matches_for(seeker) if x.reason == "alert"]  # noqa: E731
+    second_run = datetime.now(UTC)
+    await m.send(Tick(schedule="daily", slot=second_run))
+    await eventually(lambda: bool(alerted()), timeout=30, what="the alert")
+    # an update indexes it again after the second run: still announced only once
+    await m.send(late.model_copy(update={"title": "Senior Backend Engineer, Python"}))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT indexed_at > $2 FROM jobs WHERE job_id = $1", late.job_id, second_run
+        ),
+        timeout=30,
+        what="the update indexed",
+    )
+    await m.send(Tick(schedule="daily", slot=second_run + timedelta(seconds=1)))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT last_run_at > $2 FROM alerts WHERE alert_id = $1", alert.alert_id, second_run
+        ),
+        what="the third run",
+    )
+    await asyncio.sleep(1.0)
+    assert [x.job_id for x in alerted()] == [late.job_id]
