@@ -118,8 +118,9 @@ async def on_job_posted(event: Event[JobPosted], deps: MatcherDeps) -> None:
         if not await jobs.upsert_job(conn, job, event.time, skills):
             log.info("job_unchanged", job_id=job.job_id, reason="an older event")
             return
-        original = await jobs.original_of(conn, job, within=deps.max_age)
-    if job.expires_at is not None and job.expires_at <= deps.clock():
+        closed = await jobs.is_closed(conn, job.job_id)
+        original = None if closed else await jobs.original_of(conn, job, within=deps.max_age)
+    if closed or (job.expires_at is not None and job.expires_at <= deps.clock()):
         await deps.index.delete(JOBS, [job.job_id])
         return
     await deps.index.upsert(JOBS, [(job.job_id, vector, job_payload(job, skills, original))])

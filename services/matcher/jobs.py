@@ -52,6 +52,16 @@ async def upsert_job(
     return bool(changed)
 
 
+async def is_closed(conn: Connection, job_id: str) -> bool:
+    """Whether the job was closed (by ``job.closed`` or its expiry): for good, so a
+    later ``job.updated`` writes its row but never puts it back in the index."""
+    return bool(
+        await conn.fetchval(
+            "SELECT closed_at IS NOT NULL FROM jobs WHERE job_id = $1", job_id
+        )
+    )
+
+
 async def close_job(conn: Connection, job_id: str, as_of: datetime) -> bool | None:
     """Close a job: True if this closed it, False if it was closed already (or a
     newer event reopened it), None if the job is not known (yet)."""

@@ -21,7 +21,7 @@ from services.matcher import model_files
 from services.matcher.app import matcher_deps, subscribe
 from services.matcher.handlers import MatcherDeps
 from services.matcher.index import IndexFilter, Match
-from services.matcher.searching import RESUMES
+from services.matcher.searching import JOBS, RESUMES
 from shared.bus import Bus
 from shared.events import (
     AlertSaved,
@@ -516,3 +516,82 @@ async def test_an_alert_finds_a_job_published_after_its_run_and_announces_it_onc
     )
     await asyncio.sleep(1.0)
     assert [x.job_id for x in alerted()] == [late.job_id]
+
+
+async def test_expired_and_closed_jobs_leave_the_index_and_stay_out(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher()
+    expiring = job(expires_at=datetime.now(UTC) + timedelta(seconds=3))
+    closed = job()
+    for j in (expiring, closed):
+        await m.send(j)
+    index = m.deps.index
+    in_index = lambda j: index.count(JOBS, IndexFilter.all(Match("company", j.company)))  # noqa: E731
+
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT count(*) = 2 FROM jobs WHERE job_id = ANY($1) AND indexed_at IS NOT NULL",
+            [expiring.job_id, closed.job_id],
+        ),
+        timeout=30,
+        what="both indexed",
+    )
+    assert await in_index(expiring) == 1
+    await m.send(JobClosed(job_id=closed.job_id))
+    await eventually(lambda: _is(in_index(closed), 0), timeout=30, what="the closed job gone")
+    # an update after the close writes the row but never puts the job back
+    await m.send(closed.model_copy(update={"title": "Senior Backend Engineer (Python, Go)"}))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT title LIKE '%Go)' FROM jobs WHERE job_id = $1", closed.job_id
+        ),
+        timeout=30,
+        what="the update written",
+    )
+    await asyncio.sleep(max(0.0, (expiring.expires_at - datetime.now(UTC)).total_seconds()))
+    await m.send(Tick(schedule="hourly", slot=datetime.now(UTC)))
+    await eventually(lambda: _is(in_index(expiring), 0), timeout=30, what="the expired job gone")
+    assert await in_index(closed) == 0
+    # and nobody new hears of either
+    seeker = user()
+    await m.send(resume(seeker, location="Berlin"))
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM resumes WHERE user_id = $1", seeker),
+        what="résumé stored",
+    )
+    await asyncio.sleep(1.0)
+    assert not {x.job_id for x in m.matches_for(seeker)} & {expiring.job_id, closed.job_id}
+
+
+async def _is(count: Awaitable[int], expected: int) -> bool:
+    return await count == expected
+
+
+async def test_a_seeker_s_own_minimum_score_holds_them_back(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher()
+    keen, picky = user(), user()
+    for u in (keen, picky):
+        await pool.execute(
+            "INSERT INTO users (user_id, email) VALUES ($1, $2)", u, f"{u}@example.com"
+        )
+    # the preference the gateway writes (/v1/me/preferences min_match_score)
+    await pool.execute(
+        "INSERT INTO preferences (user_id, min_match_score) VALUES ($1, 0.99)", picky
+    )
+    for u in (keen, picky):
+        await m.send(resume(u, location="Berlin"))
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT count(*) = 2 FROM resumes WHERE user_id = ANY($1)", [keen, picky]
+        ),
+        what="résumés stored",
+    )
+    posted = job()
+    await m.send(posted)
+    await eventually(lambda: bool(m.matches_for(keen)), timeout=30, what="the keen seeker")
+    await asyncio.sleep(1.0)
+    assert m.matches_for(keen)[0].score < 0.99
+    assert m.matches_for(picky) == []
