@@ -56,9 +56,7 @@ async def is_closed(conn: Connection, job_id: str) -> bool:
     """Whether the job was closed (by ``job.closed`` or its expiry): for good, so a
     later ``job.updated`` writes its row but never puts it back in the index."""
     return bool(
-        await conn.fetchval(
-            "SELECT closed_at IS NOT NULL FROM jobs WHERE job_id = $1", job_id
-        )
+        await conn.fetchval("SELECT closed_at IS NOT NULL FROM jobs WHERE job_id = $1", job_id)
     )
 
 
