@@ -193,6 +193,8 @@ async def on_resume_upserted(event: Event[ResumeUpserted], deps: MatcherDeps) ->
         location=resume.location,
         remote_ok=resume.remote_ok,
         desired_salary=resume.desired_salary,
+        job_types=frozenset(t.value for t in resume.job_types),
+        title_keywords=tuple(resume.title_keywords),
         skills=frozenset(skills),
     )
     hits = await jobs_near(

@@ -76,6 +76,8 @@ def resume_payload(resume: ResumeUpserted, skills: Iterable[str]) -> dict[str, A
         "place": place(resume.location),
         "remote_ok": resume.remote_ok,
         "desired_salary": resume.desired_salary,
+        "job_types": [t.value for t in resume.job_types],
+        "title_keywords": list(resume.title_keywords),
         "skills": sorted(skills),
     }
 
@@ -161,6 +163,9 @@ def _seeker(payload: dict[str, Any]) -> Seeker:
         location=payload.get("location"),
         remote_ok=payload.get("remote_ok"),
         desired_salary=payload.get("desired_salary"),
+        # absent from résumés indexed before seekers could state them: no wish
+        job_types=frozenset(payload.get("job_types") or ()),
+        title_keywords=tuple(payload.get("title_keywords") or ()),
         skills=frozenset(payload.get("skills") or ()),
     )
 

@@ -115,6 +115,10 @@ class ResumeUpserted(Payload):
     location: str | None = None
     remote_ok: bool | None = None
     desired_salary: float | None = Field(default=None, ge=0)
+    # the seeker's hard wishes: only these job types; only titles with one of these
+    # words or phrases (empty: any)
+    job_types: list[JobType] = Field(default_factory=list)
+    title_keywords: list[str] = Field(default_factory=list, max_length=20)
 
 
 class ResumeDeleted(Payload):

@@ -595,3 +595,44 @@ async def test_a_seeker_s_own_minimum_score_holds_them_back(
     await asyncio.sleep(1.0)
     assert m.matches_for(keen)[0].score < 0.99
     assert m.matches_for(picky) == []
+
+
+async def test_a_seeker_s_job_types_and_title_words_hold_both_ways(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    m = await matcher()
+    open_to_all, contractor, wants_lead = user(), user(), user()
+    seekers = [
+        resume(open_to_all, location="Berlin"),
+        resume(contractor, location="Berlin", job_types=[JobType.CONTRACT]),
+        resume(wants_lead, location="Berlin", title_keywords=["lead", "staff engineer"]),
+    ]
+    for r in seekers:
+        await m.send(r)
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT count(*) = 3 FROM resumes WHERE user_id = ANY($1)",
+            [open_to_all, contractor, wants_lead],
+        ),
+        what="résumés stored",
+    )
+    # a job finds its people: the full-time "Senior" role is for neither of the two
+    senior = job()
+    await m.send(senior)
+    await eventually(lambda: bool(m.matches_for(open_to_all)), timeout=30, what="a match")
+    # a résumé finds its jobs: the contract lead role is for both, once they look again
+    lead = job(title="Lead Backend Engineer (Python)", job_type=JobType.CONTRACT)
+    await m.send(lead)
+    await eventually(
+        lambda: bool(m.matches_for(contractor)) and bool(m.matches_for(wants_lead)),
+        timeout=30,
+        what="the lead role",
+    )
+    late = user()
+    await m.send(resume(late, location="Berlin", job_types=[JobType.CONTRACT]))
+    await eventually(lambda: bool(m.matches_for(late)), timeout=30, what="the late seeker")
+    await asyncio.sleep(1.0)
+    assert {x.job_id for x in m.matches_for(open_to_all)} == {senior.job_id, lead.job_id}
+    assert [x.job_id for x in m.matches_for(contractor)] == [lead.job_id]
+    assert [x.job_id for x in m.matches_for(wants_lead)] == [lead.job_id]
+    assert [x.job_id for x in m.matches_for(late)] == [lead.job_id]
