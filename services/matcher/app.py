@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -86,19 +85,5 @@ def subscribe(runtime: Runtime, deps: h.MatcherDeps) -> None:
 async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
     async with matcher_deps(runtime) as deps:
         subscribe(runtime, deps)
-        _freeze_heap()
         log.info("matcher_ready", index=type(deps.index).__name__)
         yield []
-
-
-def _freeze_heap() -> None:
-    """Keep what start-up built out of every later garbage collection.
-
-    The model, the skill gazetteer, the index client and the imports are about
-    150,000 tracked objects that live as long as the process; a full collection
-    walks them all (~95 ms on two cores), and announcing a job's matches allocates
-    enough to set one off every few jobs: the jobs it lands on took 100 ms longer.
-    Frozen, they are never walked again; what handlers allocate is still collected.
-    """
-    gc.collect()
-    gc.freeze()
