@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # sends a dispatcher makes straight after recording them, without the delivery
     # queue (0: every delivery goes through the queue)
     inline_deliveries: int = Field(default=256, ge=0)
+    # how long a recipient read for notification.requested may be served from memory
+    # (changes drop it at once; this bounds changes made around the triggers); 0: off
+    recipient_cache_seconds: float = Field(default=30.0, ge=0)
     allow_private_urls: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
 
     gateway_host: str = "127.0.0.1"

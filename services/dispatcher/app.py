@@ -29,6 +29,7 @@ from .delivery import DeliveryDeps, on_delivery_due
 from .inline import InlineDeliveries
 from .mail import MailTransport, build_transport
 from .metrics import DispatcherMetrics
+from .recipient_cache import RecipientCache
 from .releaser import run_releaser
 from .rendering import Renderer
 from .safe_http import guarded_client, trusted_client
@@ -118,6 +119,24 @@ def configured(settings: Settings) -> dict[str, str]:
     return {"mail": f"outbox {settings.outbox_dir}"}
 
 
+# how the cache's listening connection shows in pg_stat_activity
+LISTENER = "herald-dispatcher-recipients"
+
+
+def recipient_cache(
+    settings: Settings, metrics: DispatcherMetrics, service: str
+) -> RecipientCache | None:
+    if not settings.recipient_cache_seconds:
+        return None
+    dsn = settings.database_url.get_secret_value()
+    return RecipientCache(
+        lambda: asyncpg.connect(dsn, timeout=10, server_settings={"application_name": LISTENER}),
+        metrics,
+        service,
+        ttl=settings.recipient_cache_seconds,
+    )
+
+
 @contextlib.asynccontextmanager
 async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
     settings = runtime.settings
@@ -134,6 +153,7 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
             log.info("channels_ready", channels=sorted(channels), **configured(settings))
             delivery = DeliveryDeps(runtime.pool, runtime.bus, channels, settings, metrics)
             inline = InlineDeliveries(delivery, settings.inline_deliveries, settings.drain_timeout)
+            cache = recipient_cache(settings, metrics, runtime.name)
             intake = h.IntakeDeps(
                 runtime.pool,
                 runtime.bus,
@@ -141,8 +161,10 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
                 settings,
                 metrics,
                 inline=inline if settings.inline_deliveries else None,
+                recipient_cache=cache,
             )
             subscribe(runtime, intake, delivery)
-            yield [run_releaser(runtime.pool, runtime.bus), inline.run()]
+            background = [run_releaser(runtime.pool, runtime.bus), inline.run()]
+            yield background + ([cache.run()] if cache else [])
         finally:
             await mail.close()

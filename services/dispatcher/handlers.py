@@ -51,6 +51,7 @@ from .inline import InlineDeliveries
 from .metrics import DispatcherMetrics
 from .planner import Planned, Recorder, entry, plan
 from .policy import EMAIL, INAPP, DedupStrategy, choose_channels, route_match
+from .recipient_cache import RecipientCache
 from .recipients import Recipient
 from .rendering import Renderer
 
@@ -80,9 +81,11 @@ class IntakeDeps:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # sends what intake records, when there is room (None: always the queue)
     inline: InlineDeliveries | None = None
+    # recipients kept between notifications (None: read every time)
+    recipient_cache: RecipientCache | None = None
     # round trips shared by the events in flight (outside transactions): one query
     # loads many recipients, one statement records many notifications
-    recipients: Coalesced[str, Recipient | None] = field(init=False)
+    load_recipient: Coalesced[str, Recipient | None] = field(init=False)
     record: Coalesced[history.Entry, history.Recorded] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,8 +97,13 @@ class IntakeDeps:
             async with self.pool.acquire() as conn:
                 return await history.record_many(conn, entries)
 
-        object.__setattr__(self, "recipients", Coalesced(load))
+        object.__setattr__(self, "load_recipient", Coalesced(load))
         object.__setattr__(self, "record", Coalesced(record))
+
+    async def recipient(self, user_id: str) -> Recipient | None:
+        if self.recipient_cache is None:
+            return await self.load_recipient(user_id)
+        return await self.recipient_cache.get(user_id, self.load_recipient)
 
     def strategy(self, notification_type: str) -> DedupStrategy:
         configured = self.settings.dedup_strategies.get(notification_type)
@@ -279,7 +287,7 @@ async def on_notification_requested(event: Event[RequestNotification], deps: Int
     r = event.data
     # the hot path: no transaction, no connection of its own; the recipient is read
     # and everything recorded by statements shared with the other events in flight
-    recipient = await deps.recipients(r.user_id)
+    recipient = await deps.recipient(r.user_id)
     if recipient is None:
         async with deps.pool.acquire() as conn:
             await _unknown(conn, r.user_id, event.time)

@@ -18,6 +18,7 @@ class DispatcherMetrics:
     latency: Histogram
     notifications: Counter
     endpoints_disabled: Counter
+    recipient_lookups: Counter
 
     @classmethod
     def on(cls, metrics: ServiceMetrics) -> DispatcherMetrics:
@@ -48,6 +49,13 @@ class DispatcherMetrics:
                 "herald_endpoints_disabled_total",
                 "Channel endpoints disabled after permanent failures, by channel",
                 ["service", "channel"],
+                registry=r,
+            ),
+            Counter(
+                "herald_recipient_lookups_total",
+                "Recipients looked up for notification.requested, by result (hit: from "
+                "memory; miss: read from PostgreSQL)",
+                ["service", "result"],
                 registry=r,
             ),
         )
