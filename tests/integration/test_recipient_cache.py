@@ -43,11 +43,15 @@ async def listener_pid(pool: asyncpg.Pool) -> int | None:
     return pid
 
 
+async def listening(pool: asyncpg.Pool) -> bool:
+    return await listener_pid(pool) is not None
+
+
 async def test_a_recipient_is_read_once_and_every_change_is_honoured_at_once(
     dispatcher: Start, producer: Bus, pool: asyncpg.Pool
 ) -> None:
     d = await dispatcher()
-    await eventually(lambda: listener_pid(pool), what="the cache listening")
+    await eventually(lambda: listening(pool), what="the cache listening")
     user_id = await sign_up(producer, pool)
     async with Receiver("webhook") as old, Receiver("webhook") as new:
         first = await add_endpoint(pool, user_id, "webhook", url=f"{old.url}/hook")
@@ -87,7 +91,7 @@ async def test_a_lost_listening_connection_forgets_everything_and_comes_back(
     dispatcher: Start, producer: Bus, pool: asyncpg.Pool
 ) -> None:
     d = await dispatcher()
-    await eventually(lambda: listener_pid(pool), what="the cache listening")
+    await eventually(lambda: listening(pool), what="the cache listening")
     user_id = await sign_up(producer, pool)
     async with Receiver("webhook") as old, Receiver("webhook") as new:
         first = await add_endpoint(pool, user_id, "webhook", url=f"{old.url}/hook")
