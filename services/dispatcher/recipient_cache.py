@@ -12,7 +12,7 @@ user. What makes a stale entry impossible rather than unlikely:
   (``epoch``): a change committed after the read's snapshot always announces itself
   before or after the result, never unseen;
 - while the listening connection is down nothing is kept or served (a change
-  announced then would be missed); the cache is emptied when it comes back;
+  announced then would be missed); the cache is emptied the moment it is lost;
 - entries also expire (``HERALD_RECIPIENT_CACHE_SECONDS``), for changes made
   around the triggers (``session_replication_role = replica``, say).
 
@@ -134,7 +134,7 @@ class RecipientCache:
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _: lost.set())
         await conn.add_listener(CHANNEL, self._announced)
-        self._forget_all()  # whatever changed while not listening
+        # nothing was kept while not listening: losing the last connection forgot all
         self._listening.set()
         log.info("recipient_cache_listening")
         await _until_lost(conn, lost)

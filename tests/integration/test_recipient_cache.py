@@ -47,6 +47,13 @@ async def listening(pool: asyncpg.Pool) -> bool:
     return await listener_pid(pool) is not None
 
 
+async def deliver(producer: Bus, user_id: str, receiver: Receiver, *titles_: str) -> None:
+    """Request each of ``titles_`` in turn, each delivered before the next."""
+    for title in titles_:
+        await publish(producer, request(user_id, title=title))
+        await eventually(lambda t=title: t in titles(receiver), what=f"{title} delivered")
+
+
 async def test_a_recipient_is_read_once_and_every_change_is_honoured_at_once(
     dispatcher: Start, producer: Bus, pool: asyncpg.Pool
 ) -> None:
@@ -55,9 +62,7 @@ async def test_a_recipient_is_read_once_and_every_change_is_honoured_at_once(
     user_id = await sign_up(producer, pool)
     async with Receiver("webhook") as old, Receiver("webhook") as new:
         first = await add_endpoint(pool, user_id, "webhook", url=f"{old.url}/hook")
-        for title in ("one", "two", "three"):
-            await publish(producer, request(user_id, title=title))
-            await eventually(lambda t=title: t in titles(old), what=f"{title} delivered")
+        await deliver(producer, user_id, old, "one", "two", "three")
         assert lookups(d, "hit") >= 2, "later notifications are served from memory"
 
         # as the gateway does it: the old webhook off, a new one on
@@ -95,9 +100,7 @@ async def test_a_lost_listening_connection_forgets_everything_and_comes_back(
     user_id = await sign_up(producer, pool)
     async with Receiver("webhook") as old, Receiver("webhook") as new:
         first = await add_endpoint(pool, user_id, "webhook", url=f"{old.url}/hook")
-        for title in ("one", "two"):
-            await publish(producer, request(user_id, title=title))
-            await eventually(lambda t=title: t in titles(old), what=f"{title} delivered")
+        await deliver(producer, user_id, old, "one", "two")
         assert lookups(d, "hit") >= 1
 
         killed = await listener_pid(pool)
