@@ -99,6 +99,7 @@ class Config:
     celery_concurrency: int
     sides: list[str]
     check_receiver: bool
+    dump: Path | None = None
 
     @property
     def rates(self) -> list[int]:
@@ -462,6 +463,18 @@ def latency_of(published: dict[str, float], arrived: dict[str, float], seconds: 
         waits[-1] if waits else float("nan"),
         len(published) - len(waits),
     )
+
+
+def dump_timings(path: Path, published: dict[str, float], arrived: dict[str, float]) -> None:
+    """Each message's publish time (seconds from the first) and latency, in publish
+    order: where the slow ones fall in time says more than a percentile."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = min(published.values(), default=0.0)
+    with path.open("w") as out:
+        out.write("published_s,latency_ms\n")
+        for nid, at in sorted(published.items(), key=lambda kv: kv[1]):
+            late = (arrived[nid] - at) * 1000 if nid in arrived else float("nan")
+            out.write(f"{at - start:.4f},{late:.2f}\n")
 
 
 def cpu_split(before: dict[str, float], after: dict[str, float], deliveries: int) -> str:
@@ -889,6 +902,8 @@ async def measure(
             took = time.perf_counter() - started
             arrived = await arrivals.wait_for(set(published))
             result.latency[rate] = latency_of(published, arrived, took)
+            if cfg.dump is not None:
+                dump_timings(cfg.dump / f"{slug}-{rate}-run{run_no}.csv", published, arrived)
     finally:
         await usage.stop()
     result.peak_rss_mb = usage.peak_kb / 1024
@@ -1115,6 +1130,9 @@ def main() -> None:
         help="comma-separated subset of herald, celery-reliable, celery-defaults",
     )
     parser.add_argument("--check-receiver", action="store_true")
+    parser.add_argument(
+        "--dump", type=Path, default=None, help="directory for each message's latency (CSV)"
+    )
     args = parser.parse_args()
     configure_logging("bench", "warning")
     cfg = Config(
@@ -1132,6 +1150,7 @@ def main() -> None:
         celery_concurrency=args.celery_concurrency,
         sides=[s.strip() for s in args.sides.split(",")],
         check_receiver=args.check_receiver,
+        dump=args.dump,
     )
     try:
         with sigterm_as_interrupt():
