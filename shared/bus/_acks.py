@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
 from aiormq.abc import ChannelFrame
 from aiormq.channel import Channel
 from aiormq.exceptions import ChannelInvalidStateError
 from pamqp import commands as spec
+
+from ._received import Received
 
 __all__ = ["Acks"]
 
@@ -35,7 +36,7 @@ class Acks:
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
         self._scheduled = False
 
-    async def ack(self, message: AbstractIncomingMessage) -> None:
+    async def ack(self, message: Received) -> None:
         """Ack ``message``; returns once its frame is written. Raises as
         ``message.ack()`` would when the channel is gone."""
         channel = self._channel

@@ -16,7 +16,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
 )
+from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from shared.errors import BusUnavailable, Defer, Ignore, InvalidEvent, Permanent, Retry
@@ -41,6 +42,7 @@ from . import _headers as h
 from . import _pipeline
 from ._acks import Acks
 from ._backoff import retry_step
+from ._received import Received
 from ._topology import (
     QueueNames,
     declare_exchange,
@@ -82,7 +84,9 @@ class Subscription:
     max_priority: int | None
     queue: AbstractQueue | None = field(default=None, repr=False)
     consumer_tag: str | None = None
-    # acks written together, on the consumer channel of the current connection
+    # the consumer channel of the current connection (aiormq's, under aio-pika's)
+    consumer_channel: aiormq.abc.AbstractChannel | None = field(default=None, repr=False)
+    # acks written together, on that channel
     acks: Acks | None = field(default=None, repr=False)
 
     @property
@@ -452,6 +456,7 @@ class Bus:
             self._publish_channel = self._exchange = None
             for sub in self._subscriptions:
                 sub.queue, sub.consumer_tag, sub.acks = None, None, None
+                sub.consumer_channel = None
             if not self._stop_requested.is_set():
                 log.warning("bus_connection_lost", in_flight=len(self._in_flight))
             await self._close_quietly(connection)
@@ -471,7 +476,8 @@ class Bus:
             consumer_channel = await connection.channel()
             consumer_channel.close_callbacks.add(on_channel_closed)
             await consumer_channel.set_qos(prefetch_count=sub.prefetch)
-            sub.acks = Acks(await consumer_channel.get_underlay_channel())
+            underlay = await consumer_channel.get_underlay_channel()
+            sub.consumer_channel, sub.acks = underlay, Acks(underlay)
             exchange = await declare_exchange(consumer_channel, self.namespace)
             sub.queue = await declare_work_queue(
                 consumer_channel,
@@ -482,7 +488,10 @@ class Bus:
                 max_priority=sub.max_priority,
             )
             if self._accepting:
-                sub.consumer_tag = await sub.queue.consume(_bind(self._on_message, sub))
+                consuming = await underlay.basic_consume(
+                    sub.queue.name, _bind(self._on_message, sub)
+                )
+                sub.consumer_tag = consuming.consumer_tag
         for listening in self._listeners:
             await self._open_listener(connection, listening, on_channel_closed)
 
@@ -520,10 +529,10 @@ class Bus:
 
     async def _cancel_consumers(self) -> None:
         for sub in self._subscriptions:
-            if sub.queue is not None and sub.consumer_tag is not None:
+            if sub.consumer_channel is not None and sub.consumer_tag is not None:
                 # If the connection is gone the broker has stopped delivering anyway.
                 with contextlib.suppress(*_AMQP_ERRORS):
-                    await sub.queue.cancel(sub.consumer_tag)
+                    await sub.consumer_channel.basic_cancel(sub.consumer_tag)
                 sub.consumer_tag = None
 
     async def _sleep_or_stop(self, seconds: float) -> None:
@@ -579,7 +588,7 @@ class Bus:
 
     # -- consuming ------------------------------------------------------------
 
-    async def _on_message(self, sub: Subscription, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, sub: Subscription, message: Received) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._in_flight.add(task)
@@ -593,7 +602,7 @@ class Bus:
             if not self._in_flight:
                 self._idle.set()
 
-    async def _process(self, sub: Subscription, message: AbstractIncomingMessage) -> None:
+    async def _process(self, sub: Subscription, message: Received) -> None:
         headers = message.headers or {}
         attempt = _int(headers.get(h.ATTEMPT)) + 1
         queue = sub.names.work
@@ -651,7 +660,7 @@ class Bus:
     async def _retry_or_park(
         self,
         sub: Subscription,
-        message: AbstractIncomingMessage,
+        message: Received,
         error: str,
         after: float | None,
         attempt: int,
@@ -677,7 +686,7 @@ class Bus:
     async def _defer(
         self,
         sub: Subscription,
-        message: AbstractIncomingMessage,
+        message: Received,
         defer: Defer,
         attempts_so_far: int,
         event_type: str,
@@ -699,7 +708,7 @@ class Bus:
     async def _park(
         self,
         sub: Subscription,
-        message: AbstractIncomingMessage,
+        message: Received,
         reason: str,
         error: str,
         attempt: int,
@@ -740,15 +749,16 @@ def _bindings(sub: Subscription) -> list[str]:
 
 
 def _bind(
-    fn: Callable[[Subscription, AbstractIncomingMessage], Awaitable[None]], sub: Subscription
-) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
-    async def on_message(message: AbstractIncomingMessage) -> None:
-        await fn(sub, message)
+    fn: Callable[[Subscription, Received], Awaitable[None]], sub: Subscription
+) -> Callable[[DeliveredMessage], Coroutine[Any, Any, None]]:
+    # aiormq runs this in a task of its own for each delivery
+    async def on_message(delivered: DeliveredMessage) -> None:
+        await fn(sub, Received(delivered))
 
     return on_message
 
 
-async def _ack(sub: Subscription, message: AbstractIncomingMessage) -> bool:
+async def _ack(sub: Subscription, message: Received) -> bool:
     try:
         if sub.acks is not None:
             await sub.acks.ack(message)
@@ -762,7 +772,7 @@ async def _ack(sub: Subscription, message: AbstractIncomingMessage) -> bool:
     return True
 
 
-def _copy(message: AbstractIncomingMessage, extra_headers: dict[str, Any]) -> aio_pika.Message:
+def _copy(message: Received, extra_headers: dict[str, Any]) -> aio_pika.Message:
     return h.copy_message(message, {**(message.headers or {}), **extra_headers})
 
 

@@ -1,10 +1,10 @@
 """Header names Herald puts on messages it retries, parks or replays, and the one
 way such a copy is made."""
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
 
 ATTEMPT = "x-herald-attempt"
 LAST_ERROR = "x-herald-error"
@@ -22,7 +22,28 @@ def clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
 
 
-def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+class Copyable(Protocol):
+    """What a copy is made of: an aio-pika ``IncomingMessage`` or the bus's ``Received``."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+    @property
+    def type(self) -> str | None: ...
+    @property
+    def timestamp(self) -> datetime | None: ...
+    @property
+    def app_id(self) -> str | None: ...
+    @property
+    def priority(self) -> int | None: ...
+
+
+def copy_message(message: Copyable, headers: dict[str, Any]) -> aio_pika.Message:
     """The same message (body, ids, type, time, priority), persistent, with ``headers``."""
     return aio_pika.Message(
         body=message.body,
