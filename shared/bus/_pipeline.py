@@ -23,14 +23,19 @@ one of those (its fields checked and copied, then copied again into properties)
 and pamqp marshalling the same ``Basic.Publish`` method for every message cost
 about 15 µs a message, as much as everything else a matcher does to announce a
 match. The method frame is marshalled once per routing key here; each message
-marshals only its own header and body.
+marshals only its own header and body, and the header's properties are encoded
+here (``header_frame``) rather than by pamqp, which looks each one's type up and
+dispatches on it (3.3 µs a header against 7.5). A header with application headers
+goes to pamqp, whose table encoding this does not repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import struct
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from aiormq.abc import ChannelFrame
@@ -40,7 +45,7 @@ from pamqp import frame as amqp_frame
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-__all__ = ["CHUNK", "Outgoing", "supports", "write_batch"]
+__all__ = ["CHUNK", "Outgoing", "header_frame", "supports", "write_batch"]
 
 Outgoing = tuple[str, spec.Basic.Properties, bytes]
 """What ``write_batch`` publishes: routing key, properties, body."""
@@ -59,6 +64,70 @@ _NEEDED = (
     "max_content_size",
     "publisher_confirms",
 )
+
+
+# Basic.Properties in wire order: attribute, flag bit, encoding (s: short string,
+# o: octet, t: 64-bit timestamp, h: field table)
+_PROPERTIES = (
+    ("content_type", 0x8000, "s"),
+    ("content_encoding", 0x4000, "s"),
+    ("headers", 0x2000, "h"),
+    ("delivery_mode", 0x1000, "o"),
+    ("priority", 0x0800, "o"),
+    ("correlation_id", 0x0400, "s"),
+    ("reply_to", 0x0200, "s"),
+    ("expiration", 0x0100, "s"),
+    ("message_id", 0x0080, "s"),
+    ("timestamp", 0x0040, "t"),
+    ("message_type", 0x0020, "s"),
+    ("user_id", 0x0010, "s"),
+    ("app_id", 0x0008, "s"),
+    ("cluster_id", 0x0004, "s"),
+)
+_FRAME_START = struct.Struct(">BHI")  # frame type, channel, payload size
+_HEADER_START = struct.Struct(">HHQH")  # class, weight, body size, property flags
+_FRAME_HEADER = 2
+_FRAME_END = b"\xce"
+_EMPTY_TABLE = b"\x00\x00\x00\x00"
+
+
+def header_frame(properties: spec.Basic.Properties, body_size: int, channel_number: int) -> bytes:
+    """The content header frame of one message, as ``pamqp.frame.marshal`` writes it
+    for ``ContentHeader(properties=properties, body_size=body_size)``."""
+    flags = 0
+    parts: list[bytes] = []
+    for name, flag, kind in _PROPERTIES:
+        value = getattr(properties, name)
+        if value is None or value == "":  # pamqp leaves these out
+            continue
+        if kind == "s":
+            encoded = value.encode()
+            if len(encoded) > 255:  # pamqp refuses it, with its own error
+                return _pamqp_header_frame(properties, body_size, channel_number)
+            parts.append(bytes((len(encoded),)) + encoded)
+        elif kind == "o":
+            parts.append(bytes((value,)))
+        elif kind == "t":
+            if not isinstance(value, datetime):
+                return _pamqp_header_frame(properties, body_size, channel_number)
+            if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+                value = value.replace(tzinfo=UTC)  # pamqp takes a naive time as UTC
+            parts.append(int(value.timestamp()).to_bytes(8, "big"))
+        elif value:  # a table with entries: pamqp's encoder
+            return _pamqp_header_frame(properties, body_size, channel_number)
+        else:
+            parts.append(_EMPTY_TABLE)
+        flags |= flag
+    payload = _HEADER_START.pack(spec.Basic.frame_id, 0, body_size, flags) + b"".join(parts)
+    return _FRAME_START.pack(_FRAME_HEADER, channel_number, len(payload)) + payload + _FRAME_END
+
+
+def _pamqp_header_frame(
+    properties: spec.Basic.Properties, body_size: int, channel_number: int
+) -> bytes:
+    return amqp_frame.marshal(
+        ContentHeader(properties=properties, body_size=body_size), channel_number
+    )
 
 
 def supports(channel: object) -> TypeGuard[Channel]:
@@ -103,11 +172,7 @@ async def write_batch(
                         number,
                     )
                 frames.append(method)
-                frames.append(
-                    amqp_frame.marshal(
-                        ContentHeader(properties=properties, body_size=len(body)), number
-                    )
-                )
+                frames.append(header_frame(properties, len(body), number))
                 frames += (
                     amqp_frame.marshal(ContentBody(body[i : i + size]), number)
                     for i in range(0, len(body), size)
