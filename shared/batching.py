@@ -41,13 +41,18 @@ class Coalesced(Generic[T, R]):
         self._running: set[asyncio.Task[None]] = set()
 
     async def __call__(self, item: T) -> R:
+        return await self.submit(item)
+
+    def submit(self, item: T) -> asyncio.Future[R]:
+        """Join the next batch now; the future gives ``item``'s result. For a caller
+        that starts a call and awaits it later: no task is made for it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, future))
         if not self._flush_scheduled and len(self._running) < self._concurrency:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
-        return await future
+        return future
 
     def _flush(self) -> None:
         self._flush_scheduled = False

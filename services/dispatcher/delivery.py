@@ -254,7 +254,7 @@ def reserve_ahead(
     limits = _limits(deps, notification, endpoint)
     if not limits:
         return None
-    ahead = asyncio.ensure_future(deps.reserve(limits))
+    ahead = deps.reserve.submit(limits)
     # nobody may await it: its failure must not be reported as never retrieved
     ahead.add_done_callback(lambda f: f.cancelled() or f.exception())
     return ahead
@@ -316,10 +316,10 @@ def _count(
 ) -> None:
     m, service = deps.metrics, deps.bus.service
     outcome = "failed" if final else result.outcome.value
-    m.deliveries.labels(service, endpoint.type, outcome).inc()
+    m.child(m.deliveries, service, endpoint.type, outcome).inc()
     if result.outcome is Outcome.DELIVERED:
         seconds = (deps.clock() - notification.created_at).total_seconds()
-        m.latency.labels(service, endpoint.type).observe(max(seconds, 0.0))
+        m.child(m.latency, service, endpoint.type).observe(max(seconds, 0.0))
 
 
 async def _announce(

@@ -193,7 +193,7 @@ async def _notify(record: Recorder, deps: IntakeDeps, c: Compose) -> Planned:
     planned = await plan(record, e)
     if turns and planned.claims:
         planned = replace(planned, turns=turns)
-    deps.metrics.notifications.labels(deps.bus.service, c.kind, planned.outcome).inc()
+    deps.metrics.child(deps.metrics.notifications, deps.bus.service, c.kind, planned.outcome).inc()
     if planned.outcome == "duplicate":
         log.info("notification_deduplicated", kind=c.kind, subject=c.subject)
     return planned

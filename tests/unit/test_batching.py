@@ -106,3 +106,15 @@ async def test_calls_made_while_the_batches_run_wait_and_go_together() -> None:
     release.set()
     assert await asyncio.gather(*first, *second, *third) == [1, 2, 3, 4, 5, 6, 7]
     assert batches == [[1, 2], [3, 4], [5, 6, 7]]
+
+
+async def test_a_submitted_item_joins_the_batch_of_the_calls_made_with_it() -> None:
+    run = Recorder(bad={3})
+    double = Coalesced(run)
+    early = double.submit(1)  # started before anyone awaits it
+    failing = double.submit(3)
+    assert await double(2) == 20
+    assert run.batches[0] == [1, 3, 2]
+    assert await early == 10
+    with pytest.raises(ValueError, match="bad item"):
+        await failing
