@@ -33,8 +33,14 @@ Celery with acks_late, then Celery's defaults; the dispatcher is stopped during
 Celery's turns); each run starts from a fresh namespace and database, and the
 table gives medians over ``--runs``.
 
+Both sides get the same number of worker processes: Celery's prefork pool has one
+per core by default (``--celery-concurrency``, 2 here), and Herald as many
+dispatcher replicas (``--replicas``, by default the Celery concurrency; each
+replica's own RSS is what the 150 MB target is about). ``--replicas 1`` shows one
+dispatcher process against Celery's two.
+
     python bench/dispatch.py [--messages 20000] [--rate 500] [--celery-rate 200]
-        [--seconds 20] [--runs 1] [--replicas 1] [--celery-pool prefork|threads]
+        [--seconds 20] [--runs 1] [--replicas N] [--celery-pool prefork|threads]
         [--celery-concurrency 2] [--sides herald,celery-reliable,celery-defaults]
 """
 
@@ -1082,6 +1088,8 @@ def report(cfg: Config, runs: list[dict[str, SideRun]]) -> None:
     herald = summary.get("Herald")
     if herald is None:
         return
+    if cfg.replicas > 1:
+        print(f"Herald peak RSS per dispatcher process: {herald.largest_rss_mb:.0f} MB")
     for name in names[1:]:
         print(f"Herald / {name}: {herald.throughput / summary[name].throughput:.2f}x throughput")
     p99 = herald.latency[cfg.rate].p99
@@ -1121,7 +1129,12 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=256, help="Herald publishes in flight")
     parser.add_argument("--prefetch", type=int, default=None, help="HERALD_PREFETCH")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
-    parser.add_argument("--replicas", type=int, default=1, help="dispatcher processes")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="dispatcher processes (default: as many as Celery's pool, --celery-concurrency)",
+    )
     parser.add_argument("--celery-pool", default="prefork", choices=["prefork", "threads"])
     parser.add_argument("--celery-concurrency", type=int, default=2)
     parser.add_argument(
@@ -1145,7 +1158,7 @@ def main() -> None:
         window=args.window,
         prefetch=args.prefetch,
         log_level=args.log_level,
-        replicas=args.replicas,
+        replicas=args.replicas or args.celery_concurrency,
         celery_pool=args.celery_pool,
         celery_concurrency=args.celery_concurrency,
         sides=[s.strip() for s in args.sides.split(",")],
