@@ -84,7 +84,7 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
         "HERALD_DATABASE_URL": settings.database_url.get_secret_value(),
         "HERALD_NAMESPACE": settings.namespace,
         "HERALD_DATA_DIR": str(settings.data_dir),
-        "HERALD_SECRET_KEY": "e2e-secret-key-0123456789abcdef",
+        "HERALD_SECRET_KEY": "e2e-secret-key-0123456789abcdef-0123",
         "HERALD_RETRY_DELAYS": "0.2,0.4",
         "HERALD_ALLOW_PRIVATE_URLS": "127.0.0.0/8",
         "HERALD_GATEWAY_PORT": str(ports["gateway"]),
