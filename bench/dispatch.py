@@ -1133,7 +1133,7 @@ def main() -> None:
         "--replicas",
         type=int,
         default=None,
-        help="dispatcher processes (default: as many as Celery's pool, --celery-concurrency)",
+        help="dispatcher processes (default: as many as Celery's pool has processes)",
     )
     parser.add_argument("--celery-pool", default="prefork", choices=["prefork", "threads"])
     parser.add_argument("--celery-concurrency", type=int, default=2)
@@ -1158,7 +1158,12 @@ def main() -> None:
         window=args.window,
         prefetch=args.prefetch,
         log_level=args.log_level,
-        replicas=args.replicas or args.celery_concurrency,
+        # as many processes as Celery's pool: its threads pool is one process
+        replicas=(
+            args.replicas
+            if args.replicas is not None
+            else (args.celery_concurrency if args.celery_pool == "prefork" else 1)
+        ),
         celery_pool=args.celery_pool,
         celery_concurrency=args.celery_concurrency,
         sides=[s.strip() for s in args.sides.split(",")],

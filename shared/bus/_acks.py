@@ -7,9 +7,9 @@ carrying all their ``basic.ack`` frames, the way ``_pipeline`` writes publishes.
 Each ack still names its own delivery tag (``multiple`` would also ack messages
 still being handled), so nothing changes for the broker but the number of writes.
 
-A message from another channel (one that a reconnect replaced) is acked through
-aio-pika as before, and fails there as it should: its tag means nothing on the new
-channel.
+A message from another channel (one that a reconnect replaced) is acked on its own
+channel (``Received.ack``), and fails there as it should: that channel is closed,
+and its tag would mean nothing on the new one.
 """
 
 from __future__ import annotations

@@ -617,7 +617,7 @@ class Bus:
                 sub, message, "unrouted", f"no handler for {event.type}", attempt, event.type
             )
             return
-        # Each delivery runs in a task of its own (aio-pika creates one per message),
+        # Each delivery runs in a task of its own (aiormq creates one per message),
         # so binding into the task's context needs no unbinding afterwards.
         structlog.contextvars.bind_contextvars(
             event_id=event.id,

@@ -158,26 +158,28 @@ async def write_batch(
             first_tag = channel.delivery_tag + 1
             futures: list[asyncio.Future[Any]] = []
             frames: list[bytes] = []
-            for routing_key, properties, body in chunk:
-                channel.delivery_tag += 1
-                confirmation = channel.create_future()
-                channel.confirmations[channel.delivery_tag] = confirmation
-                futures.append(confirmation)
-                method = methods.get(routing_key)
-                if method is None:  # pamqp validates each one it builds
-                    method = methods[routing_key] = amqp_frame.marshal(
-                        spec.Basic.Publish(
-                            exchange=exchange, routing_key=routing_key, mandatory=False
-                        ),
-                        number,
-                    )
-                frames.append(method)
-                frames.append(header_frame(properties, len(body), number))
-                frames += (
-                    amqp_frame.marshal(ContentBody(body[i : i + size]), number)
-                    for i in range(0, len(body), size)
-                )
             try:
+                # a message that cannot be encoded (a property pamqp refuses) fails
+                # the chunk before it is written, its tags given back below
+                for routing_key, properties, body in chunk:
+                    channel.delivery_tag += 1
+                    confirmation = channel.create_future()
+                    channel.confirmations[channel.delivery_tag] = confirmation
+                    futures.append(confirmation)
+                    method = methods.get(routing_key)
+                    if method is None:  # pamqp validates each one it builds
+                        method = methods[routing_key] = amqp_frame.marshal(
+                            spec.Basic.Publish(
+                                exchange=exchange, routing_key=routing_key, mandatory=False
+                            ),
+                            number,
+                        )
+                    frames.append(method)
+                    frames.append(header_frame(properties, len(body), number))
+                    frames += (
+                        amqp_frame.marshal(ContentBody(body[i : i + size]), number)
+                        for i in range(0, len(body), size)
+                    )
                 # the connection's frame queue is bounded (aiormq keeps ten): wait for
                 # room, as basic_publish does, rather than lose a write whose tags are
                 # taken (the broker would then number every later confirm differently)
@@ -185,7 +187,8 @@ async def write_batch(
                     ChannelFrame(payload=b"".join(frames), should_close=False)
                 )
             except BaseException:
-                # never written: give the tags back while the lock is still held
+                # never written: give the tags back while the lock is still held, so
+                # the broker's confirms keep matching the futures of later messages
                 for tag in range(first_tag, channel.delivery_tag + 1):
                     channel.confirmations.pop(tag, None)
                 channel.delivery_tag = first_tag - 1

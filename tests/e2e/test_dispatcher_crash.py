@@ -86,4 +86,6 @@ async def test_sigkill_mid_batch_loses_nothing_and_repeats_keep_their_key(
         keys: defaultdict[str, set[str]] = defaultdict(set)
         for r in receiver.requests:
             keys[json.loads(r.body)["data"]["id"]].add(r.headers["webhook-id"])
+    # sent before the kill but not recorded: those went again after the restart
+    assert len(receiver.requests) > BATCH, "nothing was sent twice: the kill proved nothing"
     assert all(len(k) == 1 for k in keys.values()), "a repeat came with a new webhook-id"

@@ -84,7 +84,7 @@ def test_a_header_frame_of_every_publish_is_pamqps() -> None:
     )
     for event in (MATCH, URGENT):
         props = bus._properties(event, None)
-        assert _pipeline.header_frame(props, 321, 1) == marshalled_size(props, 321)
+        assert _pipeline.header_frame(props, 321, 1) == header_of(props, 321)
 
 
 def test_a_string_too_long_is_refused_as_pamqp_refuses_it() -> None:
@@ -93,5 +93,5 @@ def test_a_string_too_long_is_refused_as_pamqp_refuses_it() -> None:
         _pipeline.header_frame(props, 1, 1)
 
 
-def marshalled_size(properties: Any, body_size: int) -> bytes:
+def header_of(properties: Any, body_size: int) -> bytes:
     return frame.marshal(ContentHeader(properties=properties, body_size=body_size), 1)
