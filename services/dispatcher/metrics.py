@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.metrics import MetricWrapperBase
 
 from shared.metrics import ServiceMetrics
 
@@ -14,7 +13,7 @@ from shared.metrics import ServiceMetrics
 DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
-M = TypeVar("M", bound=MetricWrapperBase)
+M = TypeVar("M", Counter, Histogram)
 
 
 @dataclass(frozen=True)
@@ -24,18 +23,12 @@ class DispatcherMetrics:
     notifications: Counter
     endpoints_disabled: Counter
     recipient_lookups: Counter
-    _children: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    # the service's registry, whose labelled children are kept (``ServiceMetrics.child``)
+    source: ServiceMetrics = field(repr=False, compare=False)
 
     def child(self, metric: M, *labels: str) -> M:
-        """``metric.labels(*labels)``, kept: prometheus-client takes a lock and checks
-        the labels on every call, which a delivery made three times."""
-        key = (id(metric), labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found  # type: ignore[return-value]
+        """``metric.labels(*labels)``, kept: a delivery asked three times."""
+        return self.source.child(metric, *labels)
 
     @classmethod
     def on(cls, metrics: ServiceMetrics) -> DispatcherMetrics:
@@ -75,4 +68,5 @@ class DispatcherMetrics:
                 ["service", "result"],
                 registry=r,
             ),
+            metrics,
         )
