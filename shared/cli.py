@@ -31,7 +31,7 @@ from shared.events import parse_event
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
 from shared.runner import make_bus
-from shared.settings import Settings, load_settings
+from shared.settings import InvalidSettings, Settings, load_settings
 
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
 
@@ -184,7 +184,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except InvalidSettings as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 2
     configure_logging("cli", "warning")  # a dev secret is the norm on a workstation
     try:
         if args.command == "up":

@@ -29,7 +29,7 @@ from shared.bus import Bus
 from shared.db import connect_pool, ensure_database, migrate
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
-from shared.settings import Settings, load_settings
+from shared.settings import InvalidSettings, Settings, load_settings
 
 log = structlog.get_logger("herald.runner")
 
@@ -219,7 +219,11 @@ def main(
 
 
 def start(name: str) -> Settings:
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except InvalidSettings as exc:
+        # before logging is configured, and a traceback would bury the reason
+        raise SystemExit(f"herald {name}: {exc}") from None
     configure_logging(name, settings.log_level)
     if settings.uses_dev_secret:
         log.warning(

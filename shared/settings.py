@@ -12,13 +12,50 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SCHEDULE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+
+# HS256 keys and link signatures are only as strong as the key: RFC 7518 §3.2 asks
+# for at least as many bytes as the hash has (32 for SHA-256).
+MIN_SECRET_KEY_BYTES = 32
+# Values that example files, tutorials and our own docs show; a deployment that
+# copied one has a key every reader of those files knows. Compared case-insensitively
+# with separators dropped, so "change_me" and "Change Me" are caught too.
+_PLACEHOLDER_SECRETS = frozenset(
+    {
+        "changeme",
+        "changemeplease",
+        "replaceme",
+        "secret",
+        "secretkey",
+        "yoursecretkey",
+        "mysecretkey",
+        "supersecret",
+        "password",
+        "herald",
+        "heraldsecretkey",
+        "todo",
+        "xxxxxxxx",
+        "example",
+        "test",
+        "dev",
+        "development",
+    }
+)
 
 CatchUp = Literal["skip", "once", "all"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -178,6 +215,45 @@ class Settings(BaseSettings):
             raise ValueError("namespace must match [a-z0-9][a-z0-9_-]* (at most 63 characters)")
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        key = value.get_secret_value()
+        if _is_placeholder(key):
+            raise ValueError(
+                "a placeholder from an example; anyone who read it "
+                "can mint tokens and unsubscribe links. Generate one: openssl rand -hex 32"
+            )
+        if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"too short: {len(key.encode())} bytes, at least {MIN_SECRET_KEY_BYTES} "
+                "needed. Generate one: openssl rand -hex 32"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _jwks_names_its_tokens(self) -> Settings:
+        # Any application of the same identity provider gets tokens signed by the same
+        # keys; only aud and iss tell Herald's tokens from theirs.
+        if self.jwt_jwks_url:
+            missing = [
+                name
+                for name, value in (
+                    ("HERALD_JWT_AUDIENCE", self.jwt_audience),
+                    ("HERALD_JWT_ISSUER", self.jwt_issuer),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"HERALD_JWT_JWKS_URL is set but {' and '.join(missing)} "
+                    f"{'is' if len(missing) == 1 else 'are'} not: without them a token the "
+                    "identity provider issued to any other application would be accepted"
+                )
+        return self
+
     @field_validator("schedules", mode="before")
     @classmethod
     def _schedule_entries(cls, value: object) -> object:
@@ -255,10 +331,34 @@ class Settings(BaseSettings):
         return port
 
 
+def _is_placeholder(key: str) -> bool:
+    folded = re.sub(r"[\s_\-.]", "", key).lower()
+    # "xxxx…", "0000…": one character repeated is no key either
+    return folded in _PLACEHOLDER_SECRETS or len(set(folded)) <= 1
+
+
+class InvalidSettings(ValueError):
+    """The environment does not describe a deployment Herald can run; the message
+    names each variable and why, and never the values (some are secrets)."""
+
+
+def describe_errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"])
+        where = f"HERALD_{field.upper()}: " if field else ""
+        lines.append(f"{where}{error['msg'].removeprefix('Value error, ')}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; fill in a persistent development secret if none is
-    set (``uses_dev_secret`` tells, so the caller can warn once logging is set up)."""
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    set (``uses_dev_secret`` tells, so the caller can warn once logging is set up).
+    Raises ``InvalidSettings`` for a setting that cannot be used."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise InvalidSettings(describe_errors(exc)) from None
     if settings.secret_key is None:
         settings = settings.model_copy(update={"secret_key": SecretStr(_dev_secret(settings))})
         settings._dev_secret = True

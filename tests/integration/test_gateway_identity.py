@@ -150,7 +150,11 @@ async def test_an_unreachable_identity_provider_is_a_503_not_a_401(
     gateway_factory: Callable[..., Awaitable[Gateway]],
 ) -> None:
     # nothing listens there: the keys cannot be fetched, which says nothing about the token
-    gw = await gateway_factory(jwt_jwks_url=f"http://127.0.0.1:{free_port()}/jwks.json")
+    gw = await gateway_factory(
+        jwt_jwks_url=f"http://127.0.0.1:{free_port()}/jwks.json",
+        jwt_audience="herald",
+        jwt_issuer="https://idp.example",
+    )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = jwt.encode(
         {"sub": "ada", "exp": int(time.time()) + 60}, key, "RS256", headers={"kid": "k1"}

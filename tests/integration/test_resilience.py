@@ -120,7 +120,7 @@ def _start_worker(
         "HERALD_DATABASE_URL": settings.database_url.get_secret_value(),
         "HERALD_NAMESPACE": settings.namespace,
         "HERALD_DATA_DIR": str(settings.data_dir),
-        "HERALD_SECRET_KEY": "test",
+        "HERALD_SECRET_KEY": "resilience-secret-key-0123456789abcdef",
         "HERALD_DISPATCHER_METRICS_PORT": str(free_port()),
         "HERALD_DRAIN_TIMEOUT": str(drain),
         "HERALD_RETRY_DELAYS": ",".join(str(d) for d in settings.retry_delays),

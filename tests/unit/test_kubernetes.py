@@ -22,6 +22,7 @@ import functools
 import importlib.util
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,7 @@ import yaml
 from pydantic import BaseModel
 
 from shared.bus import catalog
-from shared.settings import Settings
+from shared.settings import InvalidSettings, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -132,6 +133,14 @@ def config(name: str) -> dict[str, str]:
 def example_secret() -> dict[str, Any]:
     (secret,) = yaml.safe_load_all((K8S / "examples" / "secret.yaml").read_text())
     return dict(secret)
+
+
+def filled_secret() -> dict[str, str]:
+    """The example Secret's values as an operator fills them in: Herald refuses the
+    placeholder signing key (test_the_example_secret_as_it_stands_is_refused)."""
+    values = dict(example_secret()["stringData"])
+    values["HERALD_SECRET_KEY"] = secrets.token_hex(32)
+    return values
 
 
 # --- validation of every object ----------------------------------------------------
@@ -387,7 +396,7 @@ def _service_port(service: str, settings: Settings) -> int:
 
 @pytest.mark.parametrize("name", APP_RENDERS)
 def test_probes_ask_each_service_on_its_own_port(name: str) -> None:
-    settings = settings_from(config(name), example_secret()["stringData"])
+    settings = settings_from(config(name), filled_secret())
     for service, deployment in deployments(name).items():
         c = container(deployment)
         expected = _service_port(service, settings)
@@ -546,9 +555,18 @@ def test_every_variable_is_a_herald_setting(name: str) -> None:
     assert sorted(n for n in names if not _is_setting(n)) == []
 
 
+def test_the_example_secret_as_it_stands_is_refused() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update(example_secret()["stringData"])
+    with mock.patch.dict(os.environ, env, clear=True), pytest.raises(InvalidSettings) as caught:
+        load_settings()
+    assert "HERALD_SECRET_KEY: a placeholder" in str(caught.value)
+    assert "CHANGE-ME" not in str(caught.value)
+
+
 @pytest.mark.parametrize("name", APP_RENDERS)
 def test_the_configuration_is_one_herald_accepts(name: str) -> None:
-    settings = settings_from(config(name), example_secret()["stringData"])
+    settings = settings_from(config(name), filled_secret())
     # reachable from outside the pod
     assert settings.gateway_host == "0.0.0.0"
     assert settings.metrics_host == "0.0.0.0"
@@ -701,7 +719,7 @@ def test_every_pod_is_denied_by_default(name: str) -> None:
 
 @pytest.mark.parametrize("name", APP_RENDERS)
 def test_each_service_reaches_what_it_needs(name: str) -> None:
-    settings = settings_from(config(name), example_secret()["stringData"])
+    settings = settings_from(config(name), filled_secret())
     qdrant_port = urlsplit(settings.qdrant_url or "").port
     needs = {
         "gateway": {53, 5672, 5432, 443},
@@ -715,7 +733,7 @@ def test_each_service_reaches_what_it_needs(name: str) -> None:
 
 @pytest.mark.parametrize("name", APP_RENDERS)
 def test_the_api_is_open_and_metrics_are_open_to_prometheus(name: str) -> None:
-    settings = settings_from(config(name), example_secret()["stringData"])
+    settings = settings_from(config(name), filled_secret())
     gateway = _allowed_ports(name, "gateway", "ingress")
     assert gateway[settings.gateway_port] == [{}]  # from anywhere
     for service in ("dispatcher", "matcher", "scheduler"):

@@ -35,7 +35,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT = ROOT / "deploy" / "docker" / "entrypoint.sh"
 # what a user puts in .env before `docker compose up` (README)
-USER_ENV = {"HERALD_SECRET_KEY": "a-secret-from-dot-env"}
+USER_ENV = {"HERALD_SECRET_KEY": "a-secret-from-dot-env-0123456789abcdef"}
 
 
 # ---- Compose --------------------------------------------------------------------

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from shared.settings import Settings, load_settings
+from shared.settings import InvalidSettings, Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -78,12 +81,83 @@ def test_without_a_secret_key_a_private_dev_key_is_made_once_and_reused() -> Non
     assert mode == 0o600
 
 
+VAULT_KEY = "from-the-vault-3f9c1e7a55d04b2e9a61c8f0"
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("CHANGE-ME", "a placeholder"),
+        ("change_me", "a placeholder"),
+        ("Change Me Please", "a placeholder"),
+        ("x" * 64, "a placeholder"),
+        ("s3cr3t-but-only-31-bytes-long!!", "too short: 31 bytes, at least 32"),
+        ("ключ-на-16-симв", "too short"),  # bytes are counted, not characters
+    ],
+)
+def test_weak_secret_keys_are_refused_without_showing_them(
+    monkeypatch: pytest.MonkeyPatch, key: str, reason: str
+) -> None:
+    monkeypatch.setenv("HERALD_SECRET_KEY", key)
+    with pytest.raises(InvalidSettings) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert f"HERALD_SECRET_KEY: {reason}" in message
+    assert key not in message
+    assert "openssl rand" in message
+
+
+def test_a_32_byte_secret_key_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_SECRET_KEY", "s3cr3t-and-exactly-32-bytes-long")
+    assert load_settings().secret_key is not None
+
+
+@pytest.mark.parametrize(
+    ("audience", "issuer", "missing"),
+    [
+        (None, None, "HERALD_JWT_AUDIENCE and HERALD_JWT_ISSUER are not"),
+        ("herald", None, "HERALD_JWT_ISSUER is not"),
+        (None, "https://idp.example", "HERALD_JWT_AUDIENCE is not"),
+    ],
+)
+def test_a_jwks_url_needs_an_audience_and_an_issuer(
+    monkeypatch: pytest.MonkeyPatch, audience: str | None, issuer: str | None, missing: str
+) -> None:
+    monkeypatch.setenv("HERALD_JWT_JWKS_URL", "https://idp.example/.well-known/jwks.json")
+    for name, value in (("HERALD_JWT_AUDIENCE", audience), ("HERALD_JWT_ISSUER", issuer)):
+        if value:
+            monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidSettings, match=missing):
+        load_settings()
+    monkeypatch.setenv("HERALD_JWT_AUDIENCE", "herald")
+    monkeypatch.setenv("HERALD_JWT_ISSUER", "https://idp.example")
+    assert load_settings().jwt_audience == "herald"
+
+
+def test_a_service_with_a_weak_key_exits_saying_why() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env["HERALD_SECRET_KEY"] = "CHANGE-ME"
+    done = subprocess.run(
+        [sys.executable, "-m", "services.scheduler"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "herald scheduler: invalid settings:" in done.stderr
+    assert "HERALD_SECRET_KEY: a placeholder" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "CHANGE-ME" not in done.stderr
+
+
 def test_a_configured_secret_key_is_used_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HERALD_SECRET_KEY", "from-the-vault")
+    monkeypatch.setenv("HERALD_SECRET_KEY", VAULT_KEY)
     settings = load_settings()
     assert not settings.uses_dev_secret
     assert settings.secret_key is not None
-    assert settings.secret_key.get_secret_value() == "from-the-vault"
+    assert settings.secret_key.get_secret_value() == VAULT_KEY
     assert not settings.dev_secret_path.exists()
 
 
