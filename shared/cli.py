@@ -5,7 +5,11 @@ herald up                              run all four services, logs prefixed
 herald publish TYPE JSON               publish one event (JSON is its data)
 herald parked list [--queue Q]         show parked messages, one JSON line each
 herald parked replay [--queue Q] [--id EVENT_ID]
-herald apikey create --scope SCOPE     print a new API key (shown once)
+herald apikey create --scope SCOPE [--event-type T] [--expires-in 90d]
+                                       print a new API key (shown once)
+herald apikey list                     every key: prefix, scopes, expiry, last use
+herald apikey revoke ID
+herald apikey rotate ID [--grace 1h]   print a key replacing ID (shown once)
 herald endpoint add --user U --type webhook --url URL
 """
 
@@ -22,7 +26,7 @@ from collections.abc import Sequence
 import aio_pika
 import asyncpg
 
-from shared.apikeys import ALIASES, SCOPES, create_api_key
+from shared import apikey_cli
 from shared.bus import catalog, list_parked, replay_parked
 from shared.db import ensure_database, migrate
 from shared.endpoints import ENDPOINT_TYPES, UnknownUser, create_endpoint
@@ -103,15 +107,9 @@ async def _db(settings: Settings) -> asyncpg.Connection:
 async def _apikey(settings: Settings, args: argparse.Namespace) -> int:
     conn = await _db(settings)
     try:
-        key, secret = await create_api_key(conn, args.name, args.scope)
+        return await apikey_cli.run(conn, args)
     finally:
         await conn.close()
-    print(secret)
-    print(
-        f"created key {key.id} ({', '.join(sorted(key.scopes))}); it is shown only once",
-        file=sys.stderr,
-    )
-    return 0
 
 
 async def _endpoint(settings: Settings, args: argparse.Namespace) -> int:
@@ -164,13 +162,7 @@ def _parser() -> argparse.ArgumentParser:
         if verb == "replay":
             p.add_argument("--id", help="replay only the message with this event id")
 
-    apikey = sub.add_parser("apikey", help="manage API keys")
-    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
-    create = apikey_sub.add_parser("create")
-    create.add_argument(
-        "--scope", action="append", required=True, choices=sorted(SCOPES | set(ALIASES))
-    )
-    create.add_argument("--name", default="cli")
+    apikey_cli.add_commands(sub)
 
     endpoint = sub.add_parser("endpoint", help="manage a user's channel endpoints")
     endpoint_sub = endpoint.add_subparsers(dest="endpoint_command", required=True)

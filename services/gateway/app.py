@@ -27,6 +27,7 @@ from .metrics import GatewayMetrics, RecordRequests
 from .protection import ContainErrors, LimitBodySize
 from .routes import (
     alerts,
+    apikeys,
     channels,
     events,
     health,
@@ -35,6 +36,7 @@ from .routes import (
     preferences,
     stream,
     unsubscribe,
+    users,
 )
 from .state import GatewayState
 
@@ -105,6 +107,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(inbox.router)
     app.include_router(alerts.router)
     app.include_router(operations.router)
+    app.include_router(apikeys.router)
+    app.include_router(users.router)
     app.include_router(unsubscribe.router)
 
     def body_limit(path: str) -> int:

@@ -49,7 +49,7 @@ async def authenticate(state: GatewayState, credential: str | None) -> Principal
         async with state.pool.acquire() as conn:
             key = await verify_api_key(conn, credential)
         if key is None:
-            raise AuthError("unknown or revoked API key")
+            raise AuthError("unknown, revoked or expired API key")
         return Principal("key", key=key)
     return Principal("user", user_id=await state.tokens.user_id(credential))
 

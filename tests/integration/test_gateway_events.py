@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
+from shared.apikeys import create_api_key
 from shared.bus import Bus
 from shared.events import Event
 from tests.integration.gateway import Gateway, gateway, gateway_factory
@@ -27,7 +29,7 @@ async def published(bus_factory: Callable[..., Bus]) -> AsyncIterator[list[Event
         events.append(event)
 
     bus = bus_factory("probe")
-    bus.listen(["user.*", "notification.requested"], keep)
+    bus.listen(["user.*", "job.*", "notification.requested"], keep)
     await bus.start(wait=10)
     yield events
     await bus.stop(1)
@@ -110,8 +112,8 @@ async def test_bad_binary_events_get_precise_answers(
 
 async def test_a_batch_is_accepted_whole(gateway: Gateway, published: list[Event[Any]]) -> None:
     batch = [
-        {"specversion": "1.0", "id": f"b-{n}", "source": "s", "type": "user.deleted",
-         "data": {"user_id": f"u{n}"}}
+        {"specversion": "1.0", "id": f"b-{n}", "source": "s", "type": "user.signed_up",
+         "data": {"user_id": f"u{n}", "email": f"u{n}@example.com"}}
         for n in range(3)
     ]  # fmt: skip
     async with await gateway.as_key("events:write") as system:
@@ -161,3 +163,108 @@ async def test_herald_s_own_event_types_are_refused_and_nothing_of_the_batch_is_
     assert "published by Herald itself" in problem["error"]
     await asyncio.sleep(0.3)
     assert published == []  # the batch is refused whole
+
+
+def cloudevent(type_: str, data: dict[str, Any], id_: str) -> dict[str, Any]:
+    # ids are remembered for the whole test run's database: each test makes its own
+    return {"specversion": "1.0", "id": f"{id_}-{uuid.uuid4().hex[:8]}", "source": "s",
+            "type": type_, "data": data}  # fmt: skip
+
+
+JOB = {
+    "job_id": "j-1",
+    "title": "Critical Care Staff Nurse",
+    "company": "Northgate General Hospital",
+    "description": "ICU",
+    "remote": False,
+    "job_type": "full_time",
+    "url": "https://jobs.example.org/jobs/1",
+    "posted_at": "2026-11-23T08:00:00Z",
+}
+
+
+async def jobs_feed(gateway: Gateway) -> str:
+    async with gateway.pool.acquire() as conn:
+        _, key = await create_api_key(conn, "job feed", ["events:write"], event_types=["job.*"])
+    return key
+
+
+async def test_a_key_limited_to_job_types_publishes_those_and_nothing_else(
+    gateway: Gateway, published: list[Event[Any]]
+) -> None:
+    async with gateway.client({"X-API-Key": await jobs_feed(gateway)}) as feed:
+        job = await feed.post(
+            "/v1/events", json=cloudevent("job.posted", JOB, "j-1"), headers=STRUCTURED
+        )
+        assert job.status_code == 202, job.text
+        person = {"user_id": "ada", "email": "ada@example.com"}
+        binary = await feed.post(
+            "/v1/events",
+            content=json.dumps(person),
+            headers=binary_headers(specversion="1.0", id="u-1", source="s", type="user.signed_up"),
+        )
+        assert binary.status_code == 403
+        assert "user.signed_up" in binary.text
+        assert "job.*" in binary.text
+    await eventually(lambda: len(published) == 1, what="the job on the bus")
+    await asyncio.sleep(0.3)
+    assert [e.type for e in published] == ["job.posted"]
+
+
+async def test_a_batch_with_one_type_the_key_may_not_publish_is_refused_whole(
+    gateway: Gateway, published: list[Event[Any]]
+) -> None:
+    batch = [
+        cloudevent("job.posted", JOB, "j-1"),
+        cloudevent("user.signed_up", {"user_id": "ada", "email": "ada@example.com"}, "u-1"),
+        cloudevent("job.closed", {"job_id": "j-1"}, "j-2"),
+    ]
+    async with gateway.client({"X-API-Key": await jobs_feed(gateway)}) as feed:
+        answer = await feed.post(
+            "/v1/events", json=batch, headers={"content-type": "application/cloudevents-batch+json"}
+        )
+        assert answer.status_code == 403, answer.text
+        (refused,) = answer.json()["detail"]["errors"]
+        assert (refused["index"], refused["id"], refused["type"]) == (
+            1,
+            batch[1]["id"],
+            "user.signed_up",
+        )
+        assert "user.signed_up" in refused["error"]
+        # nothing of it was recorded either: the same jobs alone go through afterwards
+        alone = await feed.post(
+            "/v1/events",
+            json=[batch[0], batch[2]],
+            headers={"content-type": "application/cloudevents-batch+json"},
+        )
+    assert alone.status_code == 202, alone.text
+    assert alone.json()["accepted"] == [batch[0]["id"], batch[2]["id"]]
+    await eventually(lambda: len(published) == 2, what="the two jobs on the bus")
+    await asyncio.sleep(0.3)
+    assert [e.id for e in published] == [batch[0]["id"], batch[2]["id"]]
+
+
+async def test_erasure_by_event_needs_the_erase_grant(
+    gateway: Gateway, published: list[Event[Any]]
+) -> None:
+    """events:write publishes what a product reports; erasing a person everywhere is
+    a grant of its own (users:erase), which admin keys hold as they always could erase."""
+
+    def erase() -> dict[str, Any]:
+        return cloudevent("user.deleted", {"user_id": "ada"}, "erase")
+
+    async with await gateway.as_key("events:write") as writer:
+        refused = await writer.post("/v1/events", json=erase(), headers=STRUCTURED)
+        assert refused.status_code == 403
+        assert "user.deleted" in refused.text
+        assert "users:erase" in refused.text
+        assert (await writer.delete("/v1/users/ada")).status_code == 403
+    for scopes in [("events:write", "users:erase"), ("admin",)]:
+        async with await gateway.as_key(*scopes) as eraser:
+            answer = await eraser.post("/v1/events", json=erase(), headers=STRUCTURED)
+            assert answer.status_code == 202, (scopes, answer.text)
+    async with await gateway.as_key("users:erase") as eraser:
+        assert (await eraser.delete("/v1/users/ada")).status_code == 202
+    await eventually(lambda: len(published) == 3, what="three erasures on the bus")
+    await asyncio.sleep(0.3)
+    assert len(published) == 3  # not the refused one

@@ -126,13 +126,13 @@ async def test_keys_made_with_the_old_scope_name_still_publish(gateway: Gateway)
     async with await gateway.as_key("events:publish") as client:
         answer = await client.post(
             "/v1/events",
-            content=json.dumps({"user_id": "u-legacy"}),
+            content=json.dumps({"user_id": "u-legacy", "email": "legacy@example.com"}),
             headers={
                 "content-type": "application/json",
                 "ce-specversion": "1.0",
                 "ce-id": "legacy-1",
                 "ce-source": "tests",
-                "ce-type": "user.deleted",
+                "ce-type": "user.signed_up",
             },
         )
     assert answer.status_code == 202, answer.text

@@ -6,7 +6,10 @@ binary (``ce-specversion``, ``ce-id``, ``ce-source``, ``ce-type``... headers, th
 being the event's JSON ``data``) takes one event; batched
 (``application/cloudevents-batch+json``) takes a JSON array. Every event is validated
 before any is published; an event id seen before is acknowledged but not published
-again. Needs an API key with the ``events:write`` scope.
+again. Needs an API key with the ``events:write`` scope; a key with an event-type
+allow-list publishes only those types, and ``user.deleted`` also needs ``users:erase``
+(see ``shared.apikeys``). A request with one event the key may not publish is refused
+whole, ``403``, naming the type.
 """
 
 from __future__ import annotations
@@ -125,6 +128,19 @@ def _validate(items: list[dict[str, Any]], correlation_id: str | None) -> list[E
     return events
 
 
+def _authorize(key: ApiKey, events: list[Event[Payload]]) -> None:
+    refused = [
+        {"index": index, "id": event.id, "type": event.type, "error": reason}
+        for index, event in enumerate(events)
+        if (reason := key.refusal(event.type)) is not None
+    ]
+    if refused:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            {"message": "this key may not publish every event sent; none was", "errors": refused},
+        )
+
+
 async def _ingest_one(state: GatewayState, event: Event[Payload]) -> bool:
     """Record the id and publish in one transaction: if the broker does not confirm,
     the record rolls back and the client's retry is not mistaken for a duplicate."""
@@ -146,7 +162,7 @@ async def ingest_events(
     request: Request,
     response: Response,
     state: State,
-    _key: Annotated[ApiKey, Depends(require_scope("events:write"))],
+    key: Annotated[ApiKey, Depends(require_scope("events:write"))],
     content_type: Annotated[str, Header()] = "application/cloudevents+json",
     x_correlation_id: Annotated[str | None, Header(max_length=256)] = None,
 ) -> IngestResult:
@@ -174,6 +190,7 @@ async def ingest_events(
         else _decode(body, media == BATCH_CONTENT_TYPE)
     )
     events = _validate(items, x_correlation_id)
+    _authorize(key, events)
     result = IngestResult(accepted=[], duplicates=[])
     for event in events:
         try:

@@ -1,6 +1,6 @@
 """Operations, for API keys with the ``admin`` scope: queue depths and consumers,
-parked messages (list, replay, delete), a notification's delivery attempts, and
-erasure of a user.
+parked messages (list, replay, delete) and a notification's delivery attempts.
+API keys are managed in ``apikeys``, erasure is in ``users``.
 
 Queue figures come from the broker itself (a passive declare of each queue the
 catalog knows: work, delay and parking queues), so no management plugin is needed.
@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.bus import catalog, delete_parked, list_parked, replay_parked
-from shared.events import UserDeleted, new_event
 
 from ..dependencies import State, limited, require_scope
 from ..metrics import read_queues
@@ -88,11 +87,6 @@ class NotificationDeliveries(BaseModel):
     type: str
     created_at: datetime
     deliveries: list[Delivery]
-
-
-class Erasure(BaseModel):
-    user_id: str
-    event_id: str
 
 
 def _parked_queues(state: GatewayState, queue: str | None) -> list[str]:
@@ -185,20 +179,3 @@ async def deliveries(
         created_at=notification["created_at"],
         deliveries=[Delivery.model_validate(dict(r)) for r in rows],
     )
-
-
-@router.delete(
-    "/users/{user_id}",
-    response_model=Erasure,
-    status_code=status.HTTP_202_ACCEPTED,
-    dependencies=limited(Policy.SENSITIVE),
-)
-async def erase_user(
-    user_id: Annotated[str, Path(min_length=1, max_length=256)], state: State
-) -> Erasure:
-    """Publish ``user.deleted``: every service removes what it holds about the user
-    (the dispatcher their profile, preferences, channels, inbox and history; the
-    matcher their résumé, matches and alerts; the gateway its copy of their alerts)."""
-    event = new_event(UserDeleted(user_id=user_id), source="herald/gateway")
-    await state.bus.publish(event)
-    return Erasure(user_id=user_id, event_id=event.id)
