@@ -21,8 +21,12 @@ async def lock_user(conn: Connection, user_id: str) -> None:
 
 
 async def record_erasure(conn: Connection, user_id: str, at: datetime) -> None:
+    """The tombstone of ``user_id``, erased at ``at`` (the ``user.deleted`` event's
+    time) or, if that claims a later time, when the transaction began: when Herald
+    received the erasure. A producer's clock running ahead must not stretch an
+    erasure over a genuine sign-up that follows it."""
     await conn.execute(
-        """INSERT INTO erased_users (user_id, erased_at) VALUES ($1, $2)
+        """INSERT INTO erased_users (user_id, erased_at) VALUES ($1, LEAST($2, now()))
            ON CONFLICT (user_id) DO UPDATE
                SET erased_at = GREATEST(erased_users.erased_at, EXCLUDED.erased_at)""",
         user_id,

@@ -253,10 +253,10 @@ async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> Non
     u = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
         await lock_user(conn, u.user_id)
-        if await erased_since(conn, u.user_id, event.time):
+        if await erased_since(conn, u.user_id, event.trusted_time):
             raise Ignore(f"user {u.user_id!r} was erased after signing up")
         await recipients.record_user(conn, u.user_id, u.email, u.name, u.timezone, u.locale)
-        recipient = await _recipient(conn, u.user_id, event.time)
+        recipient = await _recipient(conn, u.user_id, event.trusted_time)
         # the welcome is de-duplicated aggressively on the user: a repeated sign-up
         # (an e-mail change re-sent by the product) never welcomes twice
         planned = await _notify(
@@ -290,7 +290,7 @@ async def on_notification_requested(event: Event[RequestNotification], deps: Int
     recipient = await deps.recipient(r.user_id)
     if recipient is None:
         async with deps.pool.acquire() as conn:
-            await _unknown(conn, r.user_id, event.time)
+            await _unknown(conn, r.user_id, event.trusted_time)
     link = r.data.get("url") if isinstance(r.data.get("url"), str) else None
     planned = await _notify(
         deps.record,
@@ -379,7 +379,7 @@ def _job_item(job: asyncpg.Record, match: MatchFound | dict[str, Any]) -> JobIte
 async def on_match_found(event: Event[MatchFound], deps: IntakeDeps) -> None:
     m = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, m.user_id, event.time)
+        recipient = await _recipient(conn, m.user_id, event.trusted_time)
         route = route_match(recipient.prefs, m.score)
         if route is None:
             _suppressed(deps, "job_match", "preferences")
@@ -459,7 +459,7 @@ async def on_application_status_changed(
 ) -> None:
     a = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, a.user_id, event.time)
+        recipient = await _recipient(conn, a.user_id, event.trusted_time)
         newer = await conn.fetchval(
             """INSERT INTO applications AS a (application_id, user_id, job_id, status, as_of)
                VALUES ($1, $2, $3, $4, $5)
@@ -516,7 +516,7 @@ async def on_meeting_changed(
     """Keep the dispatcher's copy of a meeting, for wording its reminders."""
     m = event.data
     async with deps.pool.acquire() as conn:
-        await _recipient(conn, m.user_id, event.time)
+        await _recipient(conn, m.user_id, event.trusted_time)
     await deps.pool.execute(
         """INSERT INTO meetings AS m
                (meeting_id, user_id, title, starts_at, ends_at, join_url, cancelled, as_of)
@@ -542,7 +542,7 @@ async def on_meeting_changed(
 async def on_reminder_due(event: Event[ReminderDue], deps: IntakeDeps) -> None:
     r = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, r.user_id, event.time)
+        recipient = await _recipient(conn, r.user_id, event.trusted_time)
         if not recipient.prefs.wants("reminder"):
             _suppressed(deps, "reminder", "preferences")
             return
@@ -638,7 +638,7 @@ def _address(mail_from: str) -> str:
 async def on_digest_due(event: Event[DigestDue], deps: IntakeDeps) -> None:
     d = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, d.user_id, event.time)
+        recipient = await _recipient(conn, d.user_id, event.trusted_time)
         if not recipient.prefs.wants("digest") or recipient.prefs.digest_frequency == "off":
             _suppressed(deps, "digest", "preferences")
             return

@@ -47,7 +47,7 @@ async def on_meeting_changed(
     cancelled = isinstance(m, MeetingCancelled)
     now = deps.clock()
     async with deps.pool.acquire() as conn, conn.transaction():
-        await _not_erased(conn, m.user_id, event.time)
+        await _not_erased(conn, m.user_id, event.trusted_time)
         written = await agenda.upsert_meeting(
             conn,
             meeting_id=m.meeting_id,
@@ -80,7 +80,7 @@ async def on_application_status_changed(
 ) -> None:
     a = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        await _not_erased(conn, a.user_id, event.time)
+        await _not_erased(conn, a.user_id, event.trusted_time)
         newest = await agenda.upsert_application(
             conn, a.application_id, a.user_id, a.new_status.value, event.time
         )

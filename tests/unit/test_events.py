@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from shared.events import (
     JobType,
     RequestNotification,
     Tick,
+    UserDeleted,
     UserSignedUp,
     derived_id,
     new_event,
@@ -179,3 +180,19 @@ def test_a_job_with_no_place_and_no_salary_survives_the_wire() -> None:
     )
     back = parse_event(new_event(job, source="tests").to_json()).data
     assert back == job
+
+
+def test_a_time_far_ahead_is_clamped_and_then_counts_as_older_than_any_erasure() -> None:
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    ahead = new_event(UserDeleted(user_id="u"), source="t", time=now + timedelta(days=3650))
+    clamped = ahead.clamped(now + timedelta(seconds=60))
+    assert clamped.time == now + timedelta(seconds=60)
+    assert clamped.trusted_time < now - timedelta(days=365)
+    # the mark travels with the event: a consumer downstream sees it too
+    again = parse_event(clamped.to_json()).clamped(now + timedelta(seconds=90))
+    assert again.time == clamped.time
+    assert again.trusted_time == clamped.trusted_time
+    # within the allowance the event is left as it is
+    near = new_event(UserDeleted(user_id="u"), source="t", time=now + timedelta(seconds=30))
+    assert near.clamped(now + timedelta(seconds=60)) is near
+    assert near.trusted_time == near.time
