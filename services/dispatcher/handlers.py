@@ -23,8 +23,8 @@ from shared import signing
 from shared.batching import Coalesced
 from shared.bus import Bus
 from shared.db import Connection
-from shared.erasure import erased_since, lock_user, record_erasure
-from shared.errors import Ignore, Retry
+from shared.erasure import erased_since, forget_in_queues, lock_user, record_erasure
+from shared.errors import Defer, Ignore, Retry
 from shared.events import (
     ApplicationStatusChanged,
     CancelNotification,
@@ -42,12 +42,13 @@ from shared.events import (
 )
 from shared.settings import Settings
 
-from . import history, recipients
+from . import erasure, history, recipients
 from .calendar import meeting_ics
 from .channels import Attachment, Notification
 from .content import JobItem, rank_digest
 from .delivery import publish_due
 from .inline import InlineDeliveries
+from .mail import MailTransport
 from .metrics import DispatcherMetrics
 from .planner import Planned, Recorder, entry, plan
 from .policy import EMAIL, INAPP, DedupStrategy, choose_channels, route_match
@@ -78,6 +79,8 @@ class IntakeDeps:
     renderer: Renderer
     settings: Settings
     metrics: DispatcherMetrics
+    # where e-mail goes; erasure asks it to forget a user's mail (the outbox keeps it)
+    mail: MailTransport
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # sends what intake records, when there is room (None: always the queue)
     inline: InlineDeliveries | None = None
@@ -269,15 +272,22 @@ async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> Non
 
 
 async def on_user_deleted(event: Event[UserDeleted], deps: IntakeDeps) -> None:
+    """Erasure (``services.dispatcher.erasure``): the rows, then the outbox's mail,
+    then the messages about the user in the dispatcher's delay and parking queues.
+    A failure after the rows are gone retries the whole, which repeats harmlessly."""
     user_id = event.data.user_id
     async with deps.pool.acquire() as conn, conn.transaction():
         await lock_user(conn, user_id)
-        # preferences, endpoints, notifications, deliveries, marks, digest items,
-        # meetings and applications all go with the user (ON DELETE CASCADE)
-        await conn.execute("DELETE FROM users WHERE user_id = $1", user_id)
+        busy = await erasure.sending_until(conn, user_id)
+        if busy is not None:
+            # a send under way would write its mail after we cleared the outbox
+            wait = max((busy - deps.clock()).total_seconds(), 1.0)
+            raise Defer(wait, f"a send to user {user_id!r} is under way")
+        await erasure.erase_rows(conn, user_id)
         await record_erasure(conn, user_id, event.time)
-        await conn.execute("DELETE FROM rate_limits WHERE key = $1", f"user:{user_id}")
-    log.info("user_erased", user_id=user_id)
+    mails = await deps.mail.forget(user_id)
+    swept = await forget_in_queues(deps.pool, deps.bus, user_id)
+    log.info("user_erased", user_id=user_id, mails_removed=mails, messages_dropped=swept)
 
 
 # -- explicit requests ------------------------------------------------------------

@@ -20,7 +20,7 @@ import structlog
 
 from shared.bus import Bus
 from shared.db import Connection
-from shared.erasure import erased_since, lock_user, record_erasure
+from shared.erasure import erased_since, forget_in_queues, lock_user, record_erasure
 from shared.errors import Ignore, Retry
 from shared.events import (
     AlertDeleted,
@@ -234,6 +234,8 @@ async def on_resume_deleted(event: Event[ResumeDeleted], deps: MatcherDeps) -> N
 
 async def on_user_deleted(event: Event[UserDeleted], deps: MatcherDeps) -> None:
     await _forget(deps, event.data.user_id, alerts_too=True, erased_at=event.time)
+    swept = await forget_in_queues(deps.pool, deps.bus, event.data.user_id)
+    log.info("user_erased", user_id=event.data.user_id, messages_dropped=swept)
 
 
 async def _forget(

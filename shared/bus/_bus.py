@@ -233,6 +233,16 @@ class Bus:
         """Every queue this bus declares (for clean-up and for the docs)."""
         return [n for s in self._subscriptions for n in s.names.all(s.delays)]
 
+    @property
+    def holding_queues(self) -> list[str]:
+        """The queues where this bus's messages wait rather than get handled: each
+        work queue's delay queues and its parking queue (what erasure sweeps)."""
+        return [
+            name
+            for s in self._subscriptions
+            for name in (*(s.names.retry(d) for d in s.delays), s.names.parked)
+        ]
+
     async def start(self, *, wait: float | None = None) -> None:
         """Start the supervisor; with ``wait``, block until connected (or raise)."""
         if self._supervisor is None:
