@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.bus import about_user
 from shared.errors import InvalidEvent
 from shared.events import (
     ALL_PAYLOADS,
@@ -196,3 +197,13 @@ def test_a_time_far_ahead_is_clamped_and_then_counts_as_older_than_any_erasure()
     near = new_event(UserDeleted(user_id="u"), source="t", time=now + timedelta(seconds=30))
     assert near.clamped(now + timedelta(seconds=60)) is near
     assert near.trusted_time == near.time
+
+
+def test_a_message_is_about_a_user_by_its_data_user_id_or_subject_valid_or_not() -> None:
+    about = about_user("ada")
+    assert about(new_event(UserDeleted(user_id="ada"), source="t").to_json())
+    assert about(json.dumps({"type": "user.signed_up", "data": {"user_id": "ada"}}).encode())
+    assert about(json.dumps({"subject": "ada", "data": {}}).encode())
+    assert not about(new_event(UserDeleted(user_id="adam"), source="t").to_json())
+    assert not about(b"not json, ada")
+    assert not about(b'["ada"]')
