@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     # how far ahead of Herald's clock an event's ``time`` may be (producers' clock
     # skew); a later one is clamped to it, so a wrong clock can neither keep an
     # erasure in force for ever nor slip an old event past one
-    event_time_allowance_seconds: float = Field(default=60.0, ge=0, le=3600)
+    event_time_allowance_seconds: float = Field(default=60.0, ge=0, le=7 * 86400)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Back-off steps (seconds) of the bus retry queues; one delay queue per step.
