@@ -54,6 +54,7 @@ def make_bus(settings: Settings, service: str, metrics: ServiceMetrics) -> Bus:
         retry_delays=settings.retry_delays,
         prefetch=settings.prefetch,
         publish_timeout=settings.publish_timeout,
+        event_time_allowance=settings.event_time_allowance_seconds,
     )
 
 

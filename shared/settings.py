@@ -195,6 +195,10 @@ class Settings(BaseSettings):
     # retention: notifications (and their deliveries) and parked messages older than this
     retention_days: int = Field(default=90, ge=1)
     parked_retention_days: int = Field(default=30, ge=1)
+    # how far ahead of Herald's clock an event's ``time`` may be (producers' clock
+    # skew); a later one is clamped to it, so a wrong clock can neither keep an
+    # erasure in force for ever nor slip an old event past one
+    event_time_allowance_seconds: float = Field(default=60.0, ge=0, le=7 * 86400)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Back-off steps (seconds) of the bus retry queues; one delay queue per step.

@@ -160,6 +160,7 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
                 renderer,
                 settings,
                 metrics,
+                mail,
                 inline=inline if settings.inline_deliveries else None,
                 recipient_cache=cache,
             )

@@ -23,8 +23,8 @@ from shared import signing
 from shared.batching import Coalesced
 from shared.bus import Bus
 from shared.db import Connection
-from shared.erasure import erased_since, lock_user, record_erasure
-from shared.errors import Ignore, Retry
+from shared.erasure import erased_since, forget_in_queues, lock_user, record_erasure
+from shared.errors import Defer, Ignore, Retry
 from shared.events import (
     ApplicationStatusChanged,
     CancelNotification,
@@ -42,12 +42,13 @@ from shared.events import (
 )
 from shared.settings import Settings
 
-from . import history, recipients
+from . import erasure, history, recipients
 from .calendar import meeting_ics
 from .channels import Attachment, Notification
 from .content import JobItem, rank_digest
 from .delivery import publish_due
 from .inline import InlineDeliveries
+from .mail import MailTransport
 from .metrics import DispatcherMetrics
 from .planner import Planned, Recorder, entry, plan
 from .policy import EMAIL, INAPP, DedupStrategy, choose_channels, route_match
@@ -78,6 +79,8 @@ class IntakeDeps:
     renderer: Renderer
     settings: Settings
     metrics: DispatcherMetrics
+    # where e-mail goes; erasure asks it to forget a user's mail (the outbox keeps it)
+    mail: MailTransport
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # sends what intake records, when there is room (None: always the queue)
     inline: InlineDeliveries | None = None
@@ -253,10 +256,10 @@ async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> Non
     u = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
         await lock_user(conn, u.user_id)
-        if await erased_since(conn, u.user_id, event.time):
+        if await erased_since(conn, u.user_id, event.trusted_time):
             raise Ignore(f"user {u.user_id!r} was erased after signing up")
         await recipients.record_user(conn, u.user_id, u.email, u.name, u.timezone, u.locale)
-        recipient = await _recipient(conn, u.user_id, event.time)
+        recipient = await _recipient(conn, u.user_id, event.trusted_time)
         # the welcome is de-duplicated aggressively on the user: a repeated sign-up
         # (an e-mail change re-sent by the product) never welcomes twice
         planned = await _notify(
@@ -269,15 +272,22 @@ async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> Non
 
 
 async def on_user_deleted(event: Event[UserDeleted], deps: IntakeDeps) -> None:
+    """Erasure (``services.dispatcher.erasure``): the rows, then the outbox's mail,
+    then the messages about the user in the dispatcher's delay and parking queues.
+    A failure after the rows are gone retries the whole, which repeats harmlessly."""
     user_id = event.data.user_id
     async with deps.pool.acquire() as conn, conn.transaction():
         await lock_user(conn, user_id)
-        # preferences, endpoints, notifications, deliveries, marks, digest items,
-        # meetings and applications all go with the user (ON DELETE CASCADE)
-        await conn.execute("DELETE FROM users WHERE user_id = $1", user_id)
+        busy = await erasure.sending_until(conn, user_id)
+        if busy is not None:
+            # a send under way would write its mail after we cleared the outbox
+            wait = max((busy - deps.clock()).total_seconds(), 1.0)
+            raise Defer(wait, f"a send to user {user_id!r} is under way")
+        await erasure.erase_rows(conn, user_id)
         await record_erasure(conn, user_id, event.time)
-        await conn.execute("DELETE FROM rate_limits WHERE key = $1", f"user:{user_id}")
-    log.info("user_erased", user_id=user_id)
+    mails = await deps.mail.forget(user_id)
+    swept = await forget_in_queues(deps.pool, deps.bus, user_id)
+    log.info("user_erased", user_id=user_id, mails_removed=mails, messages_dropped=swept)
 
 
 # -- explicit requests ------------------------------------------------------------
@@ -290,7 +300,7 @@ async def on_notification_requested(event: Event[RequestNotification], deps: Int
     recipient = await deps.recipient(r.user_id)
     if recipient is None:
         async with deps.pool.acquire() as conn:
-            await _unknown(conn, r.user_id, event.time)
+            await _unknown(conn, r.user_id, event.trusted_time)
     link = r.data.get("url") if isinstance(r.data.get("url"), str) else None
     planned = await _notify(
         deps.record,
@@ -379,7 +389,7 @@ def _job_item(job: asyncpg.Record, match: MatchFound | dict[str, Any]) -> JobIte
 async def on_match_found(event: Event[MatchFound], deps: IntakeDeps) -> None:
     m = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, m.user_id, event.time)
+        recipient = await _recipient(conn, m.user_id, event.trusted_time)
         route = route_match(recipient.prefs, m.score)
         if route is None:
             _suppressed(deps, "job_match", "preferences")
@@ -459,7 +469,7 @@ async def on_application_status_changed(
 ) -> None:
     a = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, a.user_id, event.time)
+        recipient = await _recipient(conn, a.user_id, event.trusted_time)
         newer = await conn.fetchval(
             """INSERT INTO applications AS a (application_id, user_id, job_id, status, as_of)
                VALUES ($1, $2, $3, $4, $5)
@@ -516,7 +526,7 @@ async def on_meeting_changed(
     """Keep the dispatcher's copy of a meeting, for wording its reminders."""
     m = event.data
     async with deps.pool.acquire() as conn:
-        await _recipient(conn, m.user_id, event.time)
+        await _recipient(conn, m.user_id, event.trusted_time)
     await deps.pool.execute(
         """INSERT INTO meetings AS m
                (meeting_id, user_id, title, starts_at, ends_at, join_url, cancelled, as_of)
@@ -542,7 +552,7 @@ async def on_meeting_changed(
 async def on_reminder_due(event: Event[ReminderDue], deps: IntakeDeps) -> None:
     r = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, r.user_id, event.time)
+        recipient = await _recipient(conn, r.user_id, event.trusted_time)
         if not recipient.prefs.wants("reminder"):
             _suppressed(deps, "reminder", "preferences")
             return
@@ -638,7 +648,7 @@ def _address(mail_from: str) -> str:
 async def on_digest_due(event: Event[DigestDue], deps: IntakeDeps) -> None:
     d = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, d.user_id, event.time)
+        recipient = await _recipient(conn, d.user_id, event.trusted_time)
         if not recipient.prefs.wants("digest") or recipient.prefs.digest_frequency == "off":
             _suppressed(deps, "digest", "preferences")
             return

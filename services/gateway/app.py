@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         hub.attach(pool)
 
         async def user_deleted(event: Event[Any]) -> None:
-            await handlers.on_user_deleted(event, pool)
+            await handlers.on_user_deleted(event, pool, bus)
 
         bus.subscribe(catalog.GATEWAY_USERS, {"user.deleted": user_deleted})
         bus.listen(["notification.delivered"], hub.on_event)

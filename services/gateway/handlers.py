@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
-from shared.erasure import lock_user, record_erasure
+from shared.bus import Bus
+from shared.erasure import forget_in_queues, lock_user, record_erasure
 from shared.events import Event, UserDeleted
 
 from .ratelimit import KEY_PREFIX
@@ -13,10 +14,11 @@ from .ratelimit import KEY_PREFIX
 log = structlog.get_logger("herald.gateway")
 
 
-async def on_user_deleted(event: Event[UserDeleted], pool: asyncpg.Pool) -> None:
+async def on_user_deleted(event: Event[UserDeleted], pool: asyncpg.Pool, bus: Bus) -> None:
     """Erasure: the gateway's own rows about the user (their saved searches and
-    rate-limit buckets). Everything else about them belongs to the other services,
-    which hear the same event."""
+    rate-limit buckets) and the messages about them in its own delay and parking
+    queues. Everything else about them belongs to the other services, which hear
+    the same event."""
     user_id = event.data.user_id
     async with pool.acquire() as conn, conn.transaction():
         await lock_user(conn, user_id)
@@ -25,4 +27,5 @@ async def on_user_deleted(event: Event[UserDeleted], pool: asyncpg.Pool) -> None
         await conn.execute(
             "DELETE FROM rate_limits WHERE starts_with(key, $1)", f"{KEY_PREFIX}u:{user_id}:"
         )
-    log.info("user_erased", user_id=user_id)
+    swept = await forget_in_queues(pool, bus, user_id)
+    log.info("user_erased", user_id=user_id, messages_dropped=swept)

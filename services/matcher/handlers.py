@@ -20,7 +20,7 @@ import structlog
 
 from shared.bus import Bus
 from shared.db import Connection
-from shared.erasure import erased_since, lock_user, record_erasure
+from shared.erasure import erased_since, forget_in_queues, lock_user, record_erasure
 from shared.errors import Ignore, Retry
 from shared.events import (
     AlertDeleted,
@@ -175,14 +175,14 @@ async def on_resume_upserted(event: Event[ResumeUpserted], deps: MatcherDeps) ->
     vector = (await deps.embedder.embed([resume_text(resume)]))[0]
     async with deps.pool.acquire() as conn, conn.transaction():
         await lock_user(conn, resume.user_id)
-        if await erased_since(conn, resume.user_id, event.time):
+        if await erased_since(conn, resume.user_id, event.trusted_time):
             raise Ignore(f"user {resume.user_id!r} was erased after this résumé")
         if not await resumes.upsert_resume(conn, resume, skills, event.time):
             log.info("resume_unchanged", user_id=resume.user_id, reason="an older event")
             return
     await deps.index.upsert(RESUMES, [(resume.user_id, vector, resume_payload(resume, skills))])
     async with deps.pool.acquire() as conn:
-        if await erased_since(conn, resume.user_id, event.time):
+        if await erased_since(conn, resume.user_id, event.trusted_time):
             # user.deleted ran between the row and the vector: its own removal of the
             # vector came first, so this one is left to remove
             await deps.index.delete(RESUMES, [resume.user_id])
@@ -234,6 +234,8 @@ async def on_resume_deleted(event: Event[ResumeDeleted], deps: MatcherDeps) -> N
 
 async def on_user_deleted(event: Event[UserDeleted], deps: MatcherDeps) -> None:
     await _forget(deps, event.data.user_id, alerts_too=True, erased_at=event.time)
+    swept = await forget_in_queues(deps.pool, deps.bus, event.data.user_id)
+    log.info("user_erased", user_id=event.data.user_id, messages_dropped=swept)
 
 
 async def _forget(
@@ -258,7 +260,7 @@ async def _forget(
 async def on_alert_saved(event: Event[AlertSaved], deps: MatcherDeps) -> None:
     async with deps.pool.acquire() as conn, conn.transaction():
         await lock_user(conn, event.data.user_id)
-        if await erased_since(conn, event.data.user_id, event.time):
+        if await erased_since(conn, event.data.user_id, event.trusted_time):
             raise Ignore(f"user {event.data.user_id!r} was erased after this alert")
         saved = await alerts.save(conn, event.data, event.time)
     log.info("alert_saved", alert_id=event.data.alert_id, changed=saved)

@@ -96,7 +96,7 @@ def build(runtime: Runtime, clock: Clock = utc_now) -> Scheduler:
     settings = runtime.settings
     metrics = SchedulerMetrics.on(runtime.metrics)
     schedules = cron_table(settings.schedules, settings.scheduler_catchup)
-    deps = h.SubjectDeps(runtime.pool, settings, clock)
+    deps = h.SubjectDeps(pool=runtime.pool, bus=runtime.bus, settings=settings, clock=clock)
     runtime.bus.subscribe(
         catalog.SCHEDULER_SUBJECTS,
         {

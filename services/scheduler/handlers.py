@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
+from shared.bus import Bus
 from shared.db import Connection
-from shared.erasure import erased_since, lock_user, record_erasure
+from shared.erasure import erased_since, forget_in_queues, lock_user, record_erasure
 from shared.errors import Ignore
 from shared.events import (
     ApplicationStatusChanged,
@@ -36,6 +37,7 @@ log = structlog.get_logger("herald.scheduler")
 @dataclass(frozen=True)
 class SubjectDeps:
     pool: asyncpg.Pool
+    bus: Bus
     settings: Settings
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -47,7 +49,7 @@ async def on_meeting_changed(
     cancelled = isinstance(m, MeetingCancelled)
     now = deps.clock()
     async with deps.pool.acquire() as conn, conn.transaction():
-        await _not_erased(conn, m.user_id, event.time)
+        await _not_erased(conn, m.user_id, event.trusted_time)
         written = await agenda.upsert_meeting(
             conn,
             meeting_id=m.meeting_id,
@@ -80,7 +82,7 @@ async def on_application_status_changed(
 ) -> None:
     a = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        await _not_erased(conn, a.user_id, event.time)
+        await _not_erased(conn, a.user_id, event.trusted_time)
         newest = await agenda.upsert_application(
             conn, a.application_id, a.user_id, a.new_status.value, event.time
         )
@@ -110,7 +112,8 @@ async def on_user_deleted(event: Event[UserDeleted], deps: SubjectDeps) -> None:
         await lock_user(conn, event.data.user_id)
         await record_erasure(conn, event.data.user_id, event.time)
         await agenda.erase_user(conn, event.data.user_id)
-    log.info("user_erased", user_id=event.data.user_id)
+    swept = await forget_in_queues(deps.pool, deps.bus, event.data.user_id)
+    log.info("user_erased", user_id=event.data.user_id, messages_dropped=swept)
 
 
 async def _not_erased(conn: Connection, user_id: str, event_time: datetime) -> None:

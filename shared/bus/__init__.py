@@ -24,6 +24,7 @@ from ._parking import (
     replay_parked,
     work_queue_states,
 )
+from ._sweep import about_user, sweep
 from ._topology import QueueNames, exchange_name, topic_matches
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "QueueNames",
     "QueueStats",
     "WorkQueueState",
+    "about_user",
     "catalog",
     "delete_parked",
     "exchange_name",
@@ -51,6 +53,7 @@ __all__ = [
     "queue_stats",
     "replay_parked",
     "retry_step",
+    "sweep",
     "topic_matches",
     "work_queue_states",
 ]

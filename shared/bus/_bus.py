@@ -18,7 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -125,6 +125,7 @@ class Bus:
         retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 120.0, 600.0),
         prefetch: int = 32,
         publish_timeout: float = 10.0,
+        event_time_allowance: float = 60.0,
     ) -> None:
         self._url = amqp_url
         self.namespace = namespace
@@ -133,6 +134,8 @@ class Bus:
         self.retry_delays = tuple(retry_delays)
         self.prefetch = prefetch
         self.publish_timeout = publish_timeout
+        # how far ahead of our clock an event's time may be before it is clamped
+        self.event_time_allowance = timedelta(seconds=event_time_allowance)
         self._subscriptions: list[Subscription] = []
         self._listeners: list[Listening] = []
         self._connected = asyncio.Event()
@@ -210,6 +213,13 @@ class Bus:
             raise RuntimeError("listen before start")
         self._listeners.append(Listening(tuple(bindings), callback, max_length))
 
+    def received(self, event: Event[Any]) -> Event[Any]:
+        """``event`` as Herald takes it in: its time no later than now plus the
+        allowed clock skew (``Event.clamped``). Applied to every delivery, retries
+        included, and by the gateway before it publishes, so no handler stores or
+        compares a time that a producer's clock made up."""
+        return event.clamped(datetime.now(UTC) + self.event_time_allowance)
+
     @property
     def connection(self) -> AbstractConnection:
         """The live broker connection, for inspection (queue depths, parked
@@ -222,6 +232,16 @@ class Bus:
     def queues(self) -> list[str]:
         """Every queue this bus declares (for clean-up and for the docs)."""
         return [n for s in self._subscriptions for n in s.names.all(s.delays)]
+
+    @property
+    def holding_queues(self) -> list[str]:
+        """The queues where this bus's messages wait rather than get handled: each
+        work queue's delay queues and its parking queue (what erasure sweeps)."""
+        return [
+            name
+            for s in self._subscriptions
+            for name in (*(s.names.retry(d) for d in s.delays), s.names.parked)
+        ]
 
     async def start(self, *, wait: float | None = None) -> None:
         """Start the supervisor; with ``wait``, block until connected (or raise)."""
@@ -516,7 +536,7 @@ class Bus:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
-                event = parse_event(message.body)
+                event = self.received(parse_event(message.body))
             except InvalidEvent as exc:
                 log.info("listener_skipped_invalid_event", error=exc.reason)
                 return
@@ -607,7 +627,7 @@ class Bus:
         attempt = _int(headers.get(h.ATTEMPT)) + 1
         queue = sub.names.work
         try:
-            event = parse_event(message.body)
+            event = self.received(parse_event(message.body))
         except InvalidEvent as exc:
             await self._park(sub, message, "invalid", exc.reason, attempt, "unknown")
             return

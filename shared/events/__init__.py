@@ -1,6 +1,14 @@
 """The event contract: CloudEvents envelope plus one pydantic payload per type."""
 
-from ._envelope import CONTENT_TYPE, Event, derived_id, describe, new_event, parse_event
+from ._envelope import (
+    CLAIMED_TIME,
+    CONTENT_TYPE,
+    Event,
+    derived_id,
+    describe,
+    new_event,
+    parse_event,
+)
 from ._payloads import (
     ALL_PAYLOADS,
     INTEGRATOR_TYPES,
@@ -38,6 +46,7 @@ from ._payloads import (
 
 __all__ = [
     "ALL_PAYLOADS",
+    "CLAIMED_TIME",
     "CONTENT_TYPE",
     "INTEGRATOR_TYPES",
     "AlertDeleted",

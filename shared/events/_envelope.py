@@ -19,6 +19,12 @@ P = TypeVar("P", bound=Payload)
 CONTENT_TYPE = "application/cloudevents+json"
 HERALD_NAMESPACE_UUID = uuid.UUID("6a0d6b0e-6c1b-5d0e-9a57-6865726c6400")
 _NAMESPACE_BYTES = HERALD_NAMESPACE_UUID.bytes
+# A CloudEvents extension attribute: the ``time`` an event claimed before Herald
+# clamped it (``Event.clamped``). It travels with the event, so every consumer
+# downstream of the gateway knows the time was not the producer's.
+CLAIMED_TIME = "heraldclaimedtime"
+# What a clamped event's time counts as against an erasure: before every one.
+_BEFORE_ANY_ERASURE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Event(BaseModel, Generic[P]):
@@ -51,6 +57,26 @@ class Event(BaseModel, Generic[P]):
     @property
     def correlation_id(self) -> str:
         return self.correlationid or self.id
+
+    def clamped(self, latest: datetime) -> Event[P]:
+        """This event with its ``time`` no later than ``latest`` (now plus the clock
+        skew Herald allows); a clamped one keeps the time it claimed in
+        ``CLAIMED_TIME``. Without the clamp, a producer whose clock runs years ahead
+        would keep an erasure in force for ever (``user.deleted``) or carry an event
+        from before an erasure past it (``resume.upserted``)."""
+        if self.time <= latest:
+            return self
+        return self.model_copy(update={"time": latest, CLAIMED_TIME: self.time.isoformat()})
+
+    @property
+    def trusted_time(self) -> datetime:
+        """The time to weigh this event against an erasure of its user by: ``time``,
+        unless it had to be clamped. Such an event's real time is unknown, so it
+        counts as older than any erasure: it cannot bring an erased user back (a
+        genuine sign-up after an erasure needs a clock within the allowance)."""
+        if self.model_extra and CLAIMED_TIME in self.model_extra:
+            return _BEFORE_ANY_ERASURE
+        return self.time
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()

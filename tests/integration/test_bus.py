@@ -12,10 +12,10 @@ import aio_pika
 import pytest
 from pydantic import SecretStr
 
-from shared.bus import PRIORITY_LEVELS, Bus, catalog, list_parked
+from shared.bus import PRIORITY_LEVELS, Bus, about_user, catalog, list_parked, sweep
 from shared.bus._pipeline import CHUNK
 from shared.errors import BusUnavailable, Defer, Permanent, Retry
-from shared.events import DeliveryDue, Event, new_event
+from shared.events import DeliveryDue, Event, new_event, parse_event
 from shared.settings import Settings
 from tests.support import eventually, notification, publish_raw, queue_depth
 
@@ -400,3 +400,61 @@ async def test_messages_finished_together_are_all_acked(
     # unacked messages would be back in the queue once their connection closed
     assert await queue_depth(settings.amqp_url.get_secret_value(), consumer.queues[0]) == 0
     assert len(set(handled)) == 150
+
+
+async def test_a_sweep_drops_one_user_s_messages_and_leaves_the_rest_in_place(
+    settings: Settings, namespace: str
+) -> None:
+    """Erasure's sweep of a parking queue and a delay queue: the erased user's
+    messages go; the others stay in their order, with their headers, and a delayed
+    one still comes due when it would have (its expiry is not restarted)."""
+    work, delay, parked = (
+        f"{namespace}.sweep",
+        f"{namespace}.sweep.retry.4000",
+        f"{namespace}.sweep.parked",
+    )
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.declare_queue(work, durable=True)
+        await channel.declare_queue(parked, durable=True)
+        await channel.declare_queue(
+            delay,
+            durable=True,
+            arguments={
+                "x-message-ttl": 4000,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": work,
+            },
+        )
+        for queue in (parked, delay):
+            for n, user_id in enumerate(["erased", "kept", "erased", "kept"]):
+                event = notification(user_id, title=f"#{n}")
+                await channel.default_exchange.publish(
+                    aio_pika.Message(event.to_json(), headers={"n": n}), routing_key=queue
+                )
+        await asyncio.sleep(2.0)
+        dropped = await sweep(
+            connection, [delay, parked, f"{namespace}.missing"], about_user("erased")
+        )
+        swept_at = time.monotonic()
+        assert dropped == 4
+
+        async def bodies(queue: str) -> list[tuple[str, Any]]:
+            got = []
+            q = await channel.get_queue(queue, ensure=False)
+            while message := await q.get(no_ack=True, fail=False):
+                event = parse_event(message.body)
+                got.append((event.data.title, (message.headers or {}).get("n")))
+            return got
+
+        assert await bodies(parked) == [("#1", 1), ("#3", 3)]
+        await eventually(lambda: queue_depth(settings.amqp_url.get_secret_value(), work), timeout=5)
+        assert time.monotonic() - swept_at < 3.5  # not 4 s from the sweep: original expiry
+        await asyncio.sleep(0.5)
+        assert await bodies(work) == [("#1", 1), ("#3", 3)]
+    finally:
+        cleanup = await connection.channel()
+        for queue in (work, delay, parked):
+            await cleanup.queue_delete(queue)
+        await connection.close()

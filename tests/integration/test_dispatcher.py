@@ -151,6 +151,57 @@ async def test_erasure_removes_the_user_and_stragglers_from_before_it_change_not
     await eventually(lambda: len(outbox(d)) == welcomes + 1, what="one new welcome")
 
 
+async def test_a_future_dated_erasure_does_not_block_a_genuine_sign_up_after_it(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    """A user.deleted whose producer's clock runs years ahead is recorded as of when
+    it arrived: the user's genuine sign-up a moment later is not taken for a
+    straggler from before the erasure."""
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    await publish(
+        producer, UserDeleted(user_id=user_id), time=datetime.now(UTC) + timedelta(days=3650)
+    )
+    await until(
+        pool, "SELECT true FROM erased_users WHERE user_id = $1", user_id, what="the erasure"
+    )
+    erased_at = await pool.fetchval(
+        "SELECT erased_at FROM erased_users WHERE user_id = $1", user_id
+    )
+    assert erased_at <= datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    await publish(
+        producer,
+        UserSignedUp(user_id=user_id, email=f"{user_id}@example.com", name="Ada again"),
+        time=datetime.now(UTC),
+    )
+    await until(pool, "SELECT name = 'Ada again' FROM users WHERE user_id = $1", user_id, what="it")
+
+
+async def test_a_future_dated_sign_up_from_before_an_erasure_does_not_slip_past_it(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    """A sign-up claiming a time years ahead, handled after the user's erasure,
+    cannot bring them back: its real time is unknown, so it counts as older."""
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    await publish(producer, UserDeleted(user_id=user_id))
+    await until(
+        pool, "SELECT true FROM erased_users WHERE user_id = $1", user_id, what="the erasure"
+    )
+    await publish(
+        producer,
+        UserSignedUp(user_id=user_id, email=f"{user_id}@example.com", name="Ghost"),
+        time=datetime.now(UTC) + timedelta(days=3650),
+    )
+    # a sign-up of someone else, published after it on the same queue, is a marker
+    # that the straggler had its turn
+    marker = await sign_up(producer, pool)
+    assert marker
+    await asyncio.sleep(0.5)
+    assert await pool.fetchval("SELECT count(*) FROM users WHERE user_id = $1", user_id) == 0
+
+
 # -- welcome, e-mail and the inbox ------------------------------------------------
 
 

@@ -36,6 +36,7 @@ from services.dispatcher.mail import (
     build_transport,
     message_id_for,
     outbox_name,
+    owner_prefix,
 )
 from services.dispatcher.safe_http import trusted_client
 from shared.endpoints import Endpoint
@@ -669,14 +670,13 @@ async def test_outbox_writes_one_eml_per_delivery_and_a_resend_overwrites_it(
     other = await channel.send(notification, email_endpoint("bob@example.org"))
 
     assert first.outcome is again.outcome is other.outcome is Outcome.DELIVERED
-    assert first.provider_id == again.provider_id == outbox_name(expected_id)
+    name = outbox_name(expected_id, notification.user_id)
+    assert first.provider_id == again.provider_id == name
     assert other.provider_id != first.provider_id
     assert sorted(p.name for p in outbox.iterdir()) == sorted(
-        [outbox_name(expected_id), str(other.provider_id)]
+        [name, str(other.provider_id)]
     )  # no temporary files left behind either
-    parsed = email.message_from_bytes(
-        (outbox / outbox_name(expected_id)).read_bytes(), policy=email.policy.default
-    )
+    parsed = email.message_from_bytes((outbox / name).read_bytes(), policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
     assert parsed["Message-ID"] == expected_id
     assert parsed["To"] == RECIPIENT
@@ -685,6 +685,27 @@ async def test_outbox_writes_one_eml_per_delivery_and_a_resend_overwrites_it(
     assert plain is not None
     assert "Second attempt" in plain.get_content()
     assert parsed["List-Unsubscribe"] == f"<{UNSUBSCRIBE}>"
+
+
+async def test_the_outbox_forgets_every_file_of_one_user_and_only_theirs(
+    tmp_path: Path,
+) -> None:
+    """Erasure finds a user's mail by its name, in a directory that several
+    dispatchers may share: no index to keep, none to lose."""
+    outbox = tmp_path / "outbox"
+    transport = OutboxTransport(outbox)
+    channel = EmailChannel(transport, MAIL_FROM)
+    for _ in range(3):
+        await channel.send(make_notification(user_id="erased-ada"), email_endpoint())
+        await channel.send(make_notification(user_id="bob"), email_endpoint("bob@example.org"))
+    (outbox / f".{owner_prefix('erased-ada')}x.eml.123.tmp").write_text("half")
+    assert len(list(outbox.iterdir())) == 7
+
+    assert await transport.forget("erased-ada") == 4
+    left = list(outbox.iterdir())
+    assert len(left) == 3
+    assert all(RECIPIENT not in p.read_text() and "bob@" in p.read_text() for p in left)
+    assert await transport.forget("erased-ada") == 0
 
 
 async def test_an_outbox_that_cannot_be_written_is_transient(tmp_path: Path) -> None:

@@ -6,13 +6,16 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika
 import pytest
 
 from shared.apikeys import create_api_key
-from shared.bus import Bus
-from shared.events import Event
+from shared.bus import Bus, exchange_name
+from shared.events import CLAIMED_TIME, Event, parse_event
+from shared.settings import Settings
 from tests.integration.gateway import Gateway, gateway, gateway_factory
 from tests.support import eventually
 
@@ -268,3 +271,36 @@ async def test_erasure_by_event_needs_the_erase_grant(
     await eventually(lambda: len(published) == 3, what="three erasures on the bus")
     await asyncio.sleep(0.3)
     assert len(published) == 3  # not the refused one
+
+
+async def test_a_time_far_ahead_is_published_clamped_with_the_claimed_time_beside_it(
+    gateway: Gateway, settings: Settings
+) -> None:
+    """An event claiming a time years ahead goes on the bus with its time clamped to
+    now plus the allowance, and the time it claimed kept as ``heraldclaimedtime``:
+    every consumer then weighs it against erasures as older than any."""
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(exchange_name(settings.namespace))
+        tap = await channel.declare_queue(exclusive=True)
+        await tap.bind(exchange, routing_key="user.signed_up")
+        event = {
+            "specversion": "1.0",
+            "id": "ahead-1",
+            "source": "s",
+            "type": "user.signed_up",
+            "time": "2100-01-01T00:00:00Z",
+            "data": {"user_id": "ada", "email": "ada@example.org"},
+        }
+        async with await gateway.as_key("events:write") as system:
+            answer = await system.post("/v1/events", json=event, headers=STRUCTURED)
+        assert answer.status_code == 202, answer.text
+        message = await tap.get(timeout=10)
+        sent = json.loads(message.body)
+    finally:
+        await connection.close()
+    allowance = timedelta(seconds=settings.event_time_allowance_seconds)
+    assert datetime.fromisoformat(sent["time"]) <= datetime.now(UTC) + allowance
+    assert datetime.fromisoformat(sent[CLAIMED_TIME]) == datetime(2100, 1, 1, tzinfo=UTC)
+    assert parse_event(sent).trusted_time < datetime.now(UTC) - timedelta(days=365)

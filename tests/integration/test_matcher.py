@@ -408,6 +408,27 @@ async def test_a_resume_or_alert_from_before_an_erasure_does_not_bring_the_user_
     assert await m.deps.index.count(RESUMES, IndexFilter.all(Match("user_id", erased))) == 0
 
 
+async def test_a_future_dated_resume_from_before_an_erasure_does_not_slip_past_it(
+    matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
+) -> None:
+    """A résumé claiming a time years ahead, handled after its user's erasure, is
+    ignored like any other straggler: a wrong clock does not carry it past."""
+    m = await matcher()
+    erased = user()
+    await m.send(UserDeleted(user_id=erased))
+    await until_erased(pool, erased)
+    await m.send(resume(erased, location="Berlin"), at=datetime.now(UTC) + timedelta(days=3650))
+    later = user()
+    await m.send(resume(later, location="Berlin"))
+    await eventually(
+        lambda: pool.fetchval("SELECT true FROM resumes WHERE user_id = $1", later),
+        timeout=30,
+        what="the later résumé",
+    )
+    assert await pool.fetchval("SELECT count(*) FROM resumes WHERE user_id = $1", erased) == 0
+    assert await m.deps.index.count(RESUMES, IndexFilter.all(Match("user_id", erased))) == 0
+
+
 async def until_erased(pool: asyncpg.Pool, user_id: str) -> None:
     await eventually(
         lambda: pool.fetchval("SELECT true FROM erased_users WHERE user_id = $1", user_id),

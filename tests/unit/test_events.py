@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from shared.bus import about_user
 from shared.errors import InvalidEvent
 from shared.events import (
     ALL_PAYLOADS,
@@ -16,6 +17,7 @@ from shared.events import (
     JobType,
     RequestNotification,
     Tick,
+    UserDeleted,
     UserSignedUp,
     derived_id,
     new_event,
@@ -179,3 +181,29 @@ def test_a_job_with_no_place_and_no_salary_survives_the_wire() -> None:
     )
     back = parse_event(new_event(job, source="tests").to_json()).data
     assert back == job
+
+
+def test_a_time_far_ahead_is_clamped_and_then_counts_as_older_than_any_erasure() -> None:
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    ahead = new_event(UserDeleted(user_id="u"), source="t", time=now + timedelta(days=3650))
+    clamped = ahead.clamped(now + timedelta(seconds=60))
+    assert clamped.time == now + timedelta(seconds=60)
+    assert clamped.trusted_time < now - timedelta(days=365)
+    # the mark travels with the event: a consumer downstream sees it too
+    again = parse_event(clamped.to_json()).clamped(now + timedelta(seconds=90))
+    assert again.time == clamped.time
+    assert again.trusted_time == clamped.trusted_time
+    # within the allowance the event is left as it is
+    near = new_event(UserDeleted(user_id="u"), source="t", time=now + timedelta(seconds=30))
+    assert near.clamped(now + timedelta(seconds=60)) is near
+    assert near.trusted_time == near.time
+
+
+def test_a_message_is_about_a_user_by_its_data_user_id_or_subject_valid_or_not() -> None:
+    about = about_user("ada")
+    assert about(new_event(UserDeleted(user_id="ada"), source="t").to_json())
+    assert about(json.dumps({"type": "user.signed_up", "data": {"user_id": "ada"}}).encode())
+    assert about(json.dumps({"subject": "ada", "data": {}}).encode())
+    assert not about(new_event(UserDeleted(user_id="adam"), source="t").to_json())
+    assert not about(b"not json, ada")
+    assert not about(b'["ada"]')

@@ -50,4 +50,4 @@ class EmailChannel:
             )
         except ValueError as exc:
             return DeliveryResult.permanent(f"cannot build the message: {exc}")
-        return await self._transport.send(message, to=endpoint.address)
+        return await self._transport.send(message, to=endpoint.address, owner=notification.user_id)

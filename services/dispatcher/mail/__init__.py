@@ -12,7 +12,7 @@ import aiohttp
 from shared.settings import Settings
 
 from ._message import POLICY, build_message, mail_domain, message_id_for
-from ._outbox import OutboxTransport, outbox_name
+from ._outbox import OutboxTransport, outbox_name, owner_prefix
 from ._sendgrid import SendGridTransport, sendgrid_payload
 from ._smtp import SmtpPool, queue_id, smtp_outcome
 from ._transport import MailTransport
@@ -28,6 +28,7 @@ __all__ = [
     "mail_domain",
     "message_id_for",
     "outbox_name",
+    "owner_prefix",
     "queue_id",
     "sendgrid_payload",
     "smtp_outcome",

@@ -120,7 +120,9 @@ class SendGridTransport:
     def __repr__(self) -> str:
         return f"SendGridTransport({self._url})"
 
-    async def send(self, message: EmailMessage, *, to: str) -> DeliveryResult:
+    async def send(
+        self, message: EmailMessage, *, to: str, owner: str | None = None
+    ) -> DeliveryResult:
         try:
             payload = sendgrid_payload(message, to=to)
         except ValueError as exc:
@@ -147,6 +149,10 @@ class SendGridTransport:
         if reason and result.outcome is not Outcome.DELIVERED:
             result = dataclasses.replace(result, detail=f"{result.detail}: {reason}")
         return result
+
+    async def forget(self, owner: str) -> int:
+        """Nothing is kept: the mail went on to the provider."""
+        return 0
 
     async def close(self) -> None:
         """Nothing of its own to close: the HTTP client is the caller's."""

@@ -176,7 +176,9 @@ class SmtpPool:
         """Connections open and waiting for a message."""
         return self._idle.qsize()
 
-    async def send(self, message: EmailMessage, *, to: str) -> DeliveryResult:
+    async def send(
+        self, message: EmailMessage, *, to: str, owner: str | None = None
+    ) -> DeliveryResult:
         if self._closed:
             return DeliveryResult.transient("SMTP pool is closed")
         self._start_reaper()
@@ -221,6 +223,10 @@ class SmtpPool:
         return DeliveryResult.delivered(
             f"SMTP 250: {_short(reply)}", 250, provider_id=queue_id(reply)
         )
+
+    async def forget(self, owner: str) -> int:
+        """Nothing is kept: the mail went on to the provider."""
+        return 0
 
     async def close(self) -> None:
         """Close every idle connection now; those in use close when they come back."""

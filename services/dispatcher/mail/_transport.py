@@ -12,9 +12,16 @@ class MailTransport(Protocol):
     """Hands a built message to whatever carries it (SMTP, SendGrid, the outbox).
 
     ``send`` never raises for delivery problems: it reports them as a transient or
-    permanent ``DeliveryResult``. ``close`` releases what the transport holds open.
+    permanent ``DeliveryResult``. ``owner`` is the user the mail is for: a transport
+    that keeps mail (the outbox) files it under them, and ``forget`` removes what it
+    keeps for one of them when they are erased (the others keep nothing). ``close``
+    releases what the transport holds open.
     """
 
-    async def send(self, message: EmailMessage, *, to: str) -> DeliveryResult: ...
+    async def send(
+        self, message: EmailMessage, *, to: str, owner: str | None = None
+    ) -> DeliveryResult: ...
+
+    async def forget(self, owner: str) -> int: ...
 
     async def close(self) -> None: ...

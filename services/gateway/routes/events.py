@@ -6,10 +6,11 @@ binary (``ce-specversion``, ``ce-id``, ``ce-source``, ``ce-type``... headers, th
 being the event's JSON ``data``) takes one event; batched
 (``application/cloudevents-batch+json``) takes a JSON array. Every event is validated
 before any is published; an event id seen before is acknowledged but not published
-again. Needs an API key with the ``events:write`` scope; a key with an event-type
-allow-list publishes only those types, and ``user.deleted`` also needs ``users:erase``
-(see ``shared.apikeys``). A request with one event the key may not publish is refused
-whole, ``403``, naming the type.
+again. A ``time`` further ahead than ``HERALD_EVENT_TIME_ALLOWANCE_SECONDS`` is clamped
+to now plus that allowance (``Event.clamped``). Needs an API key with the
+``events:write`` scope; a key with an event-type allow-list publishes only those types,
+and ``user.deleted`` also needs ``users:erase`` (see ``shared.apikeys``). A request
+with one event the key may not publish is refused whole, ``403``, naming the type.
 """
 
 from __future__ import annotations
@@ -189,7 +190,9 @@ async def ingest_events(
         if binary
         else _decode(body, media == BATCH_CONTENT_TYPE)
     )
-    events = _validate(items, x_correlation_id)
+    # published with its time clamped (and the time it claimed beside it), so every
+    # service weighs it against erasures the same way
+    events = [state.bus.received(e) for e in _validate(items, x_correlation_id)]
     _authorize(key, events)
     result = IngestResult(accepted=[], duplicates=[])
     for event in events:
