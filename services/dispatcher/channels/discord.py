@@ -5,6 +5,7 @@ truncates every part by rule (lengths in code points, as Discord counts them) an
 keeps the sum of an embed's text within 6,000. The webhook is called with
 ``?wait=true`` so the answer is the created message and its id can be recorded.
 ``allowed_mentions`` is empty: text from a job posting must not ping ``@everyone``.
+Only the hosts ``HERALD_DISCORD_WEBHOOK_HOSTS`` lists are sent to.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from shared.endpoints import Endpoint
+from shared.webhook_hosts import WebhookHosts
 
 from ._base import (
     DeliveryResult,
@@ -104,12 +106,16 @@ def embed_text_length(embed: dict[str, Any]) -> int:
 class DiscordChannel:
     name: ClassVar[str] = "discord"
 
-    def __init__(self, http: aiohttp.ClientSession) -> None:
+    def __init__(self, http: aiohttp.ClientSession, hosts: WebhookHosts) -> None:
         self._http = http
+        self._hosts = hosts
 
     async def send(self, notification: Notification, endpoint: Endpoint) -> DeliveryResult:
         if not endpoint.url:
             return DeliveryResult.permanent("discord endpoint has no url")
+        refused = self._hosts.refusal(endpoint.url)
+        if refused is not None:
+            return DeliveryResult.permanent(refused)
         body = json.dumps(discord_payload(notification), ensure_ascii=False).encode()
         answer = await call(
             self._http,

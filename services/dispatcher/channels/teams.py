@@ -11,6 +11,8 @@ names. It is found by two literal searches, one after the other, linear in the t
 one pattern ``delivery failed.*?HTTP error`` would scan the rest of the text again
 from every "delivery failed" in it, quadratic in what the receiver chose to send.
 Workflows (Power Automate) webhooks answer 202 with an empty body.
+
+Only the hosts ``HERALD_TEAMS_WEBHOOK_HOSTS`` lists are sent to.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from shared.endpoints import Endpoint
+from shared.webhook_hosts import WebhookHosts
 
 from ._base import DeliveryResult, Notification, Outcome, classify_http
 from ._http import Reply, call
@@ -113,12 +116,16 @@ def _message(
 class TeamsChannel:
     name: ClassVar[str] = "teams"
 
-    def __init__(self, http: aiohttp.ClientSession) -> None:
+    def __init__(self, http: aiohttp.ClientSession, hosts: WebhookHosts) -> None:
         self._http = http
+        self._hosts = hosts
 
     async def send(self, notification: Notification, endpoint: Endpoint) -> DeliveryResult:
         if not endpoint.url:
             return DeliveryResult.permanent("teams endpoint has no url")
+        refused = self._hosts.refusal(endpoint.url)
+        if refused is not None:
+            return DeliveryResult.permanent(refused)
         answer = await call(
             self._http,
             "POST",
