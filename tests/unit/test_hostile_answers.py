@@ -87,6 +87,13 @@ def test_an_error_word_beyond_the_text_prefix_is_not_read() -> None:
     assert (result.outcome, result.endpoint_gone) == (Outcome.PERMANENT, False)
 
 
+@pytest.mark.parametrize("charset", ["idna", "punycode", "zlib_codec", "utf-7", "utf-16"])
+def test_the_charset_an_answer_declares_cannot_make_reading_it_raise(charset: str) -> None:
+    answer = Reply(400, CIMultiDictProxy(CIMultiDict()), b"\xff\xfe no_service", charset)
+    assert slack_outcome(answer).outcome is Outcome.PERMANENT
+    assert teams_outcome(answer).outcome is Outcome.PERMANENT
+
+
 def test_json_is_read_from_the_first_body_max_bytes_only() -> None:
     padded = b'{"pad": "' + b"x" * BODY_MAX + b'", "id": "1"}'
     assert json_object(reply(200, padded)) == {}

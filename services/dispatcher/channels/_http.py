@@ -54,7 +54,11 @@ class Reply:
     @property
     def text(self) -> str:
         """The first ``TEXT_MAX`` bytes of the body as text: all any channel scans."""
-        return self.body[:TEXT_MAX].decode(self.encoding, errors="replace")
+        head = self.body[:TEXT_MAX]
+        try:
+            return head.decode(self.encoding, errors="replace")
+        except (LookupError, UnicodeError):  # "zlib" is no text encoding; "idna" raises anyway
+            return head.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
         """The body (its first ``BODY_MAX`` bytes) as JSON; ``ValueError`` when it is
