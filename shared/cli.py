@@ -36,6 +36,7 @@ from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
 from shared.runner import make_bus
 from shared.settings import InvalidSettings, Settings, load_settings
+from shared.webhook_hosts import webhook_hosts
 
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
 
@@ -113,6 +114,11 @@ async def _apikey(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _endpoint(settings: Settings, args: argparse.Namespace) -> int:
+    hosts = webhook_hosts(settings).get(args.type)
+    refused = hosts.refusal(args.url) if hosts is not None and args.url else None
+    if refused is not None:  # the dispatcher would refuse to send to it
+        print(f"herald: {refused}", file=sys.stderr)
+        return 2
     conn = await _db(settings)
     try:
         endpoint = await create_endpoint(

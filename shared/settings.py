@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.webhook_hosts import parse_entry
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -155,6 +157,27 @@ class Settings(BaseSettings):
     # (changes drop it at once; this bounds changes made around the triggers); 0: off
     recipient_cache_seconds: float = Field(default=30.0, ge=0)
     allow_private_urls: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    # the hosts each chat type's webhook URLs may name (shared/webhook_hosts.py):
+    # "host", "*.domain", either after "http://" to allow plain http as well
+    discord_webhook_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "discord.com",
+            "ptb.discord.com",
+            "canary.discord.com",
+            "discordapp.com",
+        ]
+    )
+    slack_webhook_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["hooks.slack.com", "hooks.slack-gov.com"]
+    )
+    # legacy connectors, then Workflows (Power Automate) on Logic Apps and Power Platform
+    teams_webhook_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "*.webhook.office.com",
+            "*.logic.azure.com",
+            "*.api.powerplatform.com",
+        ]
+    )
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
@@ -291,6 +314,16 @@ class Settings(BaseSettings):
         parts = _split_commas(value)
         if isinstance(parts, list):
             return [ipaddress.ip_network(str(p), strict=False) for p in parts]
+        return parts
+
+    @field_validator(
+        "discord_webhook_hosts", "slack_webhook_hosts", "teams_webhook_hosts", mode="before"
+    )
+    @classmethod
+    def _parse_hosts(cls, value: object) -> object:
+        parts = _split_commas(value)
+        if isinstance(parts, list):
+            return [str(parse_entry(str(p))) for p in parts]
         return parts
 
     @field_validator("retry_delays", "delivery_retry_delays", mode="before")

@@ -25,6 +25,7 @@ from shared.metrics import ServiceMetrics
 from shared.runner import make_bus
 from shared.settings import Settings
 from tests.receivers import Receiver
+from tests.support import local_chat_hosts
 
 AMQP_URL = os.environ.get("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SERVER_URL = os.environ.get("HERALD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -66,6 +67,7 @@ def settings(namespace: str, database_url: str, tmp_path: Path) -> Settings:
         secret_key=SecretStr("test-secret-key-0123456789abcdef"),
         retry_delays=[0.2, 0.4],
         allow_private_urls=["127.0.0.0/8"],  # type: ignore[list-item]
+        **local_chat_hosts(),
         publish_timeout=15.0,
         drain_timeout=5.0,
     )

@@ -20,9 +20,21 @@ from services.dispatcher.calendar import meeting_ics
 from services.dispatcher.channels import Attachment, Notification
 from shared.bus import exchange_name
 from shared.events import Event, RequestNotification, new_event
+from shared.settings import Settings
 
 # what an operator lists in HERALD_ALLOW_PRIVATE_URLS so that local receivers are reached
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
+# what an operator adds to HERALD_{DISCORD,SLACK,TEAMS}_WEBHOOK_HOSTS for the same
+# receivers, which stand in for the vendors over plain http
+LOCAL_CHAT_HOST = "http://127.0.0.1"
+
+
+def local_chat_hosts() -> dict[str, list[str]]:
+    """Settings fields: each chat type's default hosts, and the local receivers."""
+    return {
+        name: [*Settings.model_fields[name].get_default(call_default_factory=True), LOCAL_CHAT_HOST]
+        for name in ("discord_webhook_hosts", "slack_webhook_hosts", "teams_webhook_hosts")
+    }
 
 
 async def eventually(

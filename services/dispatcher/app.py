@@ -13,6 +13,7 @@ import structlog
 from shared.bus import catalog
 from shared.runner import Background, Runtime
 from shared.settings import Settings
+from shared.webhook_hosts import webhook_hosts
 
 from . import handlers as h
 from .channels import Channel
@@ -49,13 +50,14 @@ def build_channels(
     replace a built-in of the same name). A channel left out is reported as
     skipped by the delivery stage."""
     s, guarded = context.settings, context.http_guarded
+    hosts = webhook_hosts(s)
     channels: dict[str, Channel] = {
         "email": EmailChannel(mail, s.mail_from),
         "inapp": InAppChannel(pool),
         "webhook": WebhookChannel(guarded),
-        "discord": DiscordChannel(guarded),
-        "slack": SlackChannel(guarded),
-        "teams": TeamsChannel(guarded),
+        "discord": DiscordChannel(guarded, hosts["discord"]),
+        "slack": SlackChannel(guarded, hosts["slack"]),
+        "teams": TeamsChannel(guarded, hosts["teams"]),
         "apprise": AppriseChannel.from_context(context),
     }
     if s.telegram_bot_token is not None:

@@ -3,6 +3,7 @@ Discord, Slack, Telegram and Teams, including their failures."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ import aiohttp
 import pytest
 
 from services.dispatcher.channels._base import Channel, Notification, Outcome
+from services.dispatcher.channels._http import TEXT_MAX
 from services.dispatcher.channels._text import ELLIPSIS, utf16_len
 from services.dispatcher.channels.discord import DiscordChannel, embed_text_length
 from services.dispatcher.channels.slack import SlackChannel
@@ -23,8 +25,9 @@ from services.dispatcher.channels.telegram import TelegramChannel
 from services.dispatcher.safe_http import guarded_client
 from shared.endpoints import Endpoint
 from shared.logging import scrub
+from shared.webhook_hosts import WebhookHosts
 from tests.receivers import Behaviour, Drop, Receiver, Reply, receivers
-from tests.support import LOOPBACK
+from tests.support import LOCAL_CHAT_HOST, LOOPBACK
 
 TIMEOUT = 0.5
 TOKEN = "123456789:AAH-test_token_0123456789abcdefghijk"
@@ -44,6 +47,11 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """The client the chat channels get in production, allowed to reach the receivers."""
     async with guarded_client(LOOPBACK, timeout=TIMEOUT) as client:
         yield client
+
+
+def local_hosts(kind: str) -> WebhookHosts:
+    """The host list an operator would give a chat type to reach the receivers."""
+    return WebhookHosts.parse(kind, [LOCAL_CHAT_HOST])
 
 
 def notification(body: str = "Python & asyncio.\n\nApply soon.", **kw: Any) -> Notification:
@@ -84,11 +92,11 @@ class Case:
         channel: Channel
         match self.kind:
             case "discord":
-                channel = DiscordChannel(http)
+                channel = DiscordChannel(http, local_hosts("discord"))
             case "slack":
-                channel = SlackChannel(http)
+                channel = SlackChannel(http, local_hosts("slack"))
             case "teams":
-                channel = TeamsChannel(http)
+                channel = TeamsChannel(http, local_hosts("teams"))
             case _:
                 channel = TelegramChannel(http, TOKEN, receiver.url)
                 url = ""
@@ -434,3 +442,43 @@ async def test_discord_retry_after_from_the_body_alone(
     _, channel, endpoint = await reach(BY_KIND["discord"], start, http, Reply(429, limited))
     result = await channel.send(notification(), endpoint)
     assert (result.outcome, result.retry_after) == (Outcome.TRANSIENT, 0.35)
+
+
+# answers built to stall the dispatcher, and hosts that are not the vendor's
+
+
+async def test_a_crafted_1_mib_teams_answer_is_judged_from_its_first_kib(
+    start: Start, http: aiohttp.ClientSession
+) -> None:
+    """ "delivery failed" over and over, and no "HTTP error": a pattern that went back
+    over the rest at every repeat took minutes on this, on the only event loop."""
+    crafted = "Webhook message delivery failed " * (1024 * 1024 // 32)
+    hidden = "x" * TEXT_MAX + "Webhook message delivery failed: HTTP error 429"
+    _, channel, endpoint = await reach(
+        BY_KIND["teams"], start, http, Reply(200, crafted), Reply(200, hidden)
+    )
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    result = await channel.send(notification(), endpoint)
+    assert loop.time() - began < 1.0  # generous: it takes milliseconds
+    assert (result.outcome, result.status_code) == (Outcome.DELIVERED, 200)
+    # a failure named past the prefix is not looked for
+    beyond = await channel.send(notification(), endpoint)
+    assert (beyond.outcome, beyond.status_code) == (Outcome.DELIVERED, 200)
+
+
+@pytest.mark.parametrize("kind", ["discord", "slack", "teams"])
+async def test_a_host_off_the_list_is_refused_without_a_call(
+    kind: str, start: Start, http: aiohttp.ClientSession
+) -> None:
+    """An endpoint stored before its host left the list fails for good, and says why."""
+    receiver, _, endpoint = await reach(BY_KIND[kind], start, http)
+    vendor_only = {
+        "discord": DiscordChannel(http, WebhookHosts.parse(kind, ["discord.com"])),
+        "slack": SlackChannel(http, WebhookHosts.parse(kind, ["hooks.slack.com"])),
+        "teams": TeamsChannel(http, WebhookHosts.parse(kind, ["*.webhook.office.com"])),
+    }[kind]
+    result = await vendor_only.send(notification(), endpoint)
+    assert (result.outcome, result.endpoint_gone) == (Outcome.PERMANENT, False)
+    assert f"127.0.0.1 is not a {kind} webhook host" in result.detail
+    assert receiver.requests == []

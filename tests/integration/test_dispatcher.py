@@ -311,6 +311,29 @@ async def test_permanent_failures_disable_the_endpoint_and_tell_the_owner(
     assert all(r["attempts"] == 1 for r in failed)  # a 400 is never retried
 
 
+async def test_a_chat_endpoint_whose_host_left_the_list_fails_for_good_unsent(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    """Stored while the operator listed its host; the dispatcher now runs with Slack's
+    own hosts only and does not send there, whatever the stored URL says."""
+    await dispatcher(slack_webhook_hosts=["hooks.slack.com"])
+    user_id = await sign_up(producer, pool)
+    async with Receiver("slack") as slack:
+        await add_endpoint(pool, user_id, "slack", url=f"{slack.url}/services/T/B/X")
+        await publish(producer, request(user_id))
+        await until(
+            pool,
+            "SELECT true FROM deliveries d JOIN notifications n ON n.id = d.notification_id "
+            "WHERE n.user_id = $1 AND d.channel = 'slack' AND d.status = 'failed'",
+            user_id,
+            what="slack delivery failed",
+        )
+        assert slack.requests == []
+    [failed] = await deliveries(pool, user_id, "slack")
+    assert failed["attempts"] == 1  # permanent: never retried
+    assert "127.0.0.1 is not a slack webhook host" in failed["last_error"]
+
+
 async def test_gone_endpoint_is_disabled_at_once(
     dispatcher: Start, producer: Bus, pool: asyncpg.Pool
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from shared.bus import Bus
+from shared.endpoints import create_endpoint
 from shared.events import Event
 from tests.integration.gateway import Gateway, gateway, gateway_factory
 from tests.support import eventually
@@ -142,7 +143,8 @@ async def test_a_webhook_gets_a_secret_shown_once(gateway: Gateway) -> None:
 
 async def test_chat_webhook_urls_are_credentials_and_listed_masked(gateway: Gateway) -> None:
     user = await gateway.user()
-    url = "https://93.184.215.14/api/webhooks/123/very-secret-token"
+    # the test settings add the local receivers' host to Discord's
+    url = "http://127.0.0.1:9/api/webhooks/123/very-secret-token"
     async with gateway.as_user(user) as client:
         created = await client.post("/v1/me/channels", json={"type": "discord", "url": url})
         assert created.status_code == 201
@@ -181,6 +183,52 @@ async def test_urls_that_do_not_reach_public_addresses_are_refused(
         assert "127.0.0.1" not in answer.json()["detail"] or "127.0.0.1" in url
         listed = await client.get("/v1/me/channels")
     assert sorted(c["type"] for c in listed.json()) == ["email", "inapp"]
+
+
+@pytest.mark.parametrize(
+    ("type_", "url", "reason"),
+    [
+        ("discord", "https://93.184.215.14/api/webhooks/1/tok", "93.184.215.14 is not a discord"),
+        ("discord", "https://discord.com.evil.example/api/webhooks/1/tok", "is not a discord"),
+        ("slack", "http://hooks.slack.com/services/T/B/tok", "must use https"),
+        ("slack", "https://hooks.slack.com@evil.example/services/T/B/tok", "user info"),
+        ("teams", "https://webhook.office.com/webhookb2/a@b/IncomingWebhook/1/tok", "not a teams"),
+        (
+            "teams",
+            "https://evil.example/workflows/1/triggers/manual/paths/invoke?sig=tok",
+            "(allowed",
+        ),
+    ],
+)
+async def test_chat_urls_must_name_their_vendors_host(
+    gateway: Gateway, type_: str, url: str, reason: str
+) -> None:
+    user = await gateway.user()
+    async with gateway.as_user(user) as client:
+        answer = await client.post("/v1/me/channels", json={"type": type_, "url": url})
+        listed = await client.get("/v1/me/channels")
+    assert answer.status_code == 422, answer.text
+    assert reason in answer.json()["detail"]
+    assert "tok" not in answer.json()["detail"]  # the URL's secret part is not echoed
+    assert sorted(c["type"] for c in listed.json()) == ["email", "inapp"]
+
+
+async def test_a_test_send_to_a_host_no_longer_listed_is_refused(
+    gateway_factory: Callable[..., Awaitable[Gateway]], heard: list[Event[Any]]
+) -> None:
+    """Stored while the operator allowed the host; the list has shrunk since."""
+    gw = await gateway_factory(slack_webhook_hosts=["hooks.slack.com"])
+    user = await gw.user()
+    async with gw.pool.acquire() as conn:
+        endpoint = await create_endpoint(
+            conn, user, "slack", url="http://127.0.0.1:9/services/T/B/tok"
+        )
+    async with gw.as_user(user) as client:
+        answer = await client.post(f"/v1/me/channels/{endpoint.id}/test")
+    assert answer.status_code == 422, answer.text
+    assert "127.0.0.1 is not a slack webhook host" in answer.json()["detail"]
+    await asyncio.sleep(0.3)
+    assert heard == []
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -143,13 +144,17 @@ def classify_http(
     return DeliveryResult.permanent(f"HTTP {status}", status)
 
 
+# an HTTP-date is 29 characters; a longer header is not one worth reading
+_RETRY_AFTER_MAX_CHARS = 64
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """``Retry-After`` as delay-seconds or an HTTP date; None if absent or unreadable."""
-    if not value:
+    if not value or len(value) > _RETRY_AFTER_MAX_CHARS:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # str.isdigit also takes "²" and "٣"
+        return wait_seconds(int(value))
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -157,3 +162,15 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def wait_seconds(value: object) -> float | None:
+    """A wait a service put in its answer (a JSON number), as seconds: finite and not
+    negative; None for anything else (a string, a bool, a number too big for a float)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int of a few hundred digits
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None

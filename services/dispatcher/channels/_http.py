@@ -6,6 +6,14 @@ timeouts and broken connections into ``DeliveryResult``s, and an answer into a
 ``Reply`` already read (at most ``BODY_MAX`` bytes of it), so a channel only deals
 with the answers it got. Redirects are never followed.
 
+An answer comes from whoever the URL names, a user's own server included, and is
+read on the dispatcher's one event loop: a parse that takes a second stalls every
+delivery for that second. So what a channel learns from an answer it learns through
+``Reply.text`` (the first ``TEXT_MAX`` bytes, for error words and messages) or
+``Reply.json()`` (at most ``BODY_MAX`` bytes, nesting refused like any malformed
+JSON), never by scanning ``Reply.body`` itself; and a pattern searched in that text
+must not backtrack (literals, or classes that cannot overlap what follows them).
+
 Chat webhook URLs are secrets (the token is in the path), so no detail made here
 quotes the URL, only its host.
 """
@@ -25,10 +33,13 @@ from yarl import URL
 from ..url_guard import UnsafeUrl
 from ._base import DeliveryResult
 
-__all__ = ["BODY_MAX", "Reply", "call", "json_object"]
+__all__ = ["BODY_MAX", "TEXT_MAX", "Reply", "call", "json_object"]
 
-# more than any answer a channel reads; a hostile receiver cannot make us hold more
-BODY_MAX = 1024 * 1024
+# more than any answer a channel reads (Discord's created message echoes an embed of
+# at most 6,000 characters); a hostile receiver cannot make us hold or parse more
+BODY_MAX = 64 * 1024
+# what is read as text: services say what went wrong in a line or two
+TEXT_MAX = 4 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +53,20 @@ class Reply:
 
     @property
     def text(self) -> str:
-        return self.body.decode(self.encoding, errors="replace")
+        """The first ``TEXT_MAX`` bytes of the body as text: all any channel scans."""
+        head = self.body[:TEXT_MAX]
+        try:
+            return head.decode(self.encoding, errors="replace")
+        except (LookupError, UnicodeError):  # "zlib" is no text encoding; "idna" raises anyway
+            return head.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        """The body as JSON; ``ValueError`` when it is not."""
-        return jsonlib.loads(self.body)
+        """The body (its first ``BODY_MAX`` bytes) as JSON; ``ValueError`` when it is
+        not, or when it nests deeper than the parser goes."""
+        try:
+            return jsonlib.loads(self.body[:BODY_MAX])
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
 
 
 async def call(

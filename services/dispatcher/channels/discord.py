@@ -5,19 +5,27 @@ truncates every part by rule (lengths in code points, as Discord counts them) an
 keeps the sum of an embed's text within 6,000. The webhook is called with
 ``?wait=true`` so the answer is the created message and its id can be recorded.
 ``allowed_mentions`` is empty: text from a job posting must not ping ``@everyone``.
+Only the hosts ``HERALD_DISCORD_WEBHOOK_HOSTS`` lists are sent to.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, ClassVar
 
 import aiohttp
 
 from shared.endpoints import Endpoint
+from shared.webhook_hosts import WebhookHosts
 
-from ._base import DeliveryResult, Notification, Outcome, classify_http, parse_retry_after
+from ._base import (
+    DeliveryResult,
+    Notification,
+    Outcome,
+    classify_http,
+    parse_retry_after,
+    wait_seconds,
+)
 from ._http import Reply, call, json_object
 from ._text import Field, notification_fields, truncate
 
@@ -98,12 +106,16 @@ def embed_text_length(embed: dict[str, Any]) -> int:
 class DiscordChannel:
     name: ClassVar[str] = "discord"
 
-    def __init__(self, http: aiohttp.ClientSession) -> None:
+    def __init__(self, http: aiohttp.ClientSession, hosts: WebhookHosts) -> None:
         self._http = http
+        self._hosts = hosts
 
     async def send(self, notification: Notification, endpoint: Endpoint) -> DeliveryResult:
         if not endpoint.url:
             return DeliveryResult.permanent("discord endpoint has no url")
+        refused = self._hosts.refusal(endpoint.url)
+        if refused is not None:
+            return DeliveryResult.permanent(refused)
         body = json.dumps(discord_payload(notification), ensure_ascii=False).encode()
         answer = await call(
             self._http,
@@ -158,22 +170,16 @@ def discord_outcome(response: Reply) -> DeliveryResult:
 def _retry_after(header: str | None, answer: dict[str, Any]) -> float | None:
     """The longer of the header and the body's ``retry_after`` (seconds, may be
     fractional), so a retry never comes early."""
-    waits: list[float] = []
-    if header:
-        try:
-            seconds = float(header)
-        except ValueError:
-            parsed = parse_retry_after(header)
-            if parsed is not None:
-                waits.append(parsed)
-        else:
-            if math.isfinite(seconds):
-                waits.append(max(0.0, seconds))
-    body_wait = answer.get("retry_after")
-    if (
-        isinstance(body_wait, int | float)
-        and not isinstance(body_wait, bool)
-        and math.isfinite(body_wait)
-    ):
-        waits.append(max(0.0, float(body_wait)))
-    return max(waits) if waits else None
+    waits = [_header_wait(header), wait_seconds(answer.get("retry_after"))]
+    known = [w for w in waits if w is not None]
+    return max(known) if known else None
+
+
+def _header_wait(header: str | None) -> float | None:
+    """Discord's header may be fractional ("1.5"), which a standard Retry-After is not."""
+    if not header:
+        return None
+    try:
+        return wait_seconds(float(header))
+    except ValueError:
+        return parse_retry_after(header)

@@ -7,6 +7,9 @@ of at most 150 characters, the body in ``mrkdwn`` sections of at most 3,000 each
 12,000 characters, under the total at which Slack starts refusing. Slack does not
 say how it counts, so lengths are UTF-16 units of the escaped text, never less than
 what it could count. Incoming webhooks answer a bare word: "ok", or the error.
+
+Only the hosts ``HERALD_SLACK_WEBHOOK_HOSTS`` lists are sent to (Slack's own, unless
+the operator adds a Slack-compatible server such as Mattermost or Rocket.Chat).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from shared.endpoints import Endpoint
+from shared.webhook_hosts import WebhookHosts
 
 from ._base import DeliveryResult, Notification, Outcome, classify_http
 from ._http import Reply, call
@@ -110,12 +114,16 @@ def _button(notification: Notification) -> dict[str, Any] | None:
 class SlackChannel:
     name: ClassVar[str] = "slack"
 
-    def __init__(self, http: aiohttp.ClientSession) -> None:
+    def __init__(self, http: aiohttp.ClientSession, hosts: WebhookHosts) -> None:
         self._http = http
+        self._hosts = hosts
 
     async def send(self, notification: Notification, endpoint: Endpoint) -> DeliveryResult:
         if not endpoint.url:
             return DeliveryResult.permanent("slack endpoint has no url")
+        refused = self._hosts.refusal(endpoint.url)
+        if refused is not None:
+            return DeliveryResult.permanent(refused)
         body = json.dumps(slack_payload(notification), ensure_ascii=False).encode()
         answer = await call(
             self._http,

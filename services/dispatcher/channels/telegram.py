@@ -22,7 +22,14 @@ import aiohttp
 
 from shared.endpoints import Endpoint
 
-from ._base import DeliveryResult, Notification, Outcome, classify_http, parse_retry_after
+from ._base import (
+    DeliveryResult,
+    Notification,
+    Outcome,
+    classify_http,
+    parse_retry_after,
+    wait_seconds,
+)
 from ._http import Reply, call, json_object
 from ._text import escape_html, split_spans, truncate, utf16_len
 
@@ -169,12 +176,9 @@ def telegram_outcome(response: Reply) -> DeliveryResult:
     parameters = answer.get("parameters")
     parameters = parameters if isinstance(parameters, dict) else {}
     if status == 429:
-        wait = parameters.get("retry_after")
-        retry_after = (
-            float(wait)
-            if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0
-            else parse_retry_after(response.headers.get("retry-after"))
-        )
+        retry_after = wait_seconds(parameters.get("retry_after"))
+        if retry_after is None:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
         return DeliveryResult.transient(
             f"HTTP 429: {description or 'too many requests'}",
             retry_after=retry_after,

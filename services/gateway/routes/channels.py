@@ -2,7 +2,9 @@
 
 A webhook gets a generated ``whsec_`` secret, shown once in the ``201`` answer (the
 receiver checks signatures with it, per Standard Webhooks). Discord, Slack and Teams
-take their incoming-webhook URL, Telegram a chat id. Every URL is checked against
+take their incoming-webhook URL, whose host must be one of the vendor's
+(``HERALD_DISCORD_WEBHOOK_HOSTS``, ...; ``shared.webhook_hosts``, the rule the
+dispatcher applies again at every send), Telegram a chat id. Every URL is checked against
 SSRF before it is stored (its host must resolve to public addresses only, unless
 ``HERALD_ALLOW_PRIVATE_URLS`` exempts them); the dispatcher checks again at every
 connection. Chat webhook URLs are credentials, so listings show them masked.
@@ -27,6 +29,7 @@ from shared.endpoints import create_endpoint
 from shared.errors import Retry
 from shared.events import RequestNotification, new_event
 from shared.url_guard import UnsafeUrl
+from shared.webhook_hosts import webhook_hosts
 
 from ..dependencies import CurrentUser, State, limited
 from ..ratelimit import Policy
@@ -120,6 +123,13 @@ async def _known_user(state: State, user_id: str) -> None:
         )
 
 
+def _check_host(state: State, type_: str, url: str) -> None:
+    hosts = webhook_hosts(state.settings).get(type_)
+    refused = None if hosts is None else hosts.refusal(url)
+    if refused is not None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, refused)
+
+
 async def _check_url(state: State, url: str) -> None:
     # the reason given never names the address a host resolved to: the answer must
     # not become a way to map the internal network
@@ -163,6 +173,7 @@ async def add_channel(
 ) -> CreatedChannel:
     await _known_user(state, user_id)
     if new.url is not None:
+        _check_host(state, new.type, new.url)
         await _check_url(state, new.url)
     async with state.pool.acquire() as conn, conn.transaction():
         # serialises one user's concurrent additions, so the cap holds
@@ -242,7 +253,7 @@ async def remove_channel(channel_id: ChannelId, user_id: CurrentUser, state: Sta
 async def test_channel(channel_id: ChannelId, user_id: CurrentUser, state: State) -> TestSend:
     """Send a test notification on this channel (only this one)."""
     row = await state.pool.fetchrow(
-        "SELECT type, enabled FROM channel_endpoints WHERE id = $1 AND user_id = $2",
+        "SELECT type, enabled, url FROM channel_endpoints WHERE id = $1 AND user_id = $2",
         channel_id,
         user_id,
     )
@@ -250,6 +261,8 @@ async def test_channel(channel_id: ChannelId, user_id: CurrentUser, state: State
         raise _not_found()
     if not row["enabled"]:
         raise HTTPException(status.HTTP_409_CONFLICT, "this channel is off: switch it on first")
+    if row["url"] is not None:  # stored before its host list shrank: it would only fail
+        _check_host(state, row["type"], row["url"])
     event_id = str(uuid.uuid4())
     event = new_event(
         RequestNotification(
