@@ -7,6 +7,8 @@ herald parked list [--queue Q]         show parked messages, one JSON line each
 herald parked replay [--queue Q] [--id EVENT_ID]
 herald apikey create --scope SCOPE     print a new API key (shown once)
 herald endpoint add --user U --type webhook --url URL
+herald keys generate                   print a new key for HERALD_ENCRYPTION_KEYS
+herald keys rotate                     reseal every stored endpoint under the first key
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ from collections.abc import Sequence
 import aio_pika
 import asyncpg
 
+from shared import endpoint_sealing
 from shared.apikeys import ALIASES, SCOPES, create_api_key
 from shared.bus import catalog, list_parked, replay_parked
-from shared.db import ensure_database, migrate
+from shared.db import connect_pool, ensure_database, migrate
 from shared.endpoints import ENDPOINT_TYPES, UnknownUser, create_endpoint
 from shared.errors import HeraldError, InvalidEvent
 from shared.events import parse_event
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
 from shared.runner import make_bus
+from shared.sealing import CannotUnseal, Sealer, generate_key
 from shared.settings import Settings, load_settings
 
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
@@ -49,6 +53,40 @@ async def _migrate(settings: Settings) -> int:
     print(
         f"applied {len(applied)} migration(s)"
         + "".join(f"\n  {m.version:04d} {m.name}" for m in applied)
+    )
+    pool = await connect_pool(dsn, max_size=2)
+    try:
+        sealed = await endpoint_sealing.seal_plaintext(pool, Sealer.from_settings(settings))
+    finally:
+        await pool.close()
+    if sealed:
+        print(f"sealed the credentials of {sealed} channel endpoint(s)")
+    return 0
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    if args.keys_command == "generate":
+        print(generate_key())
+        return 0
+    dsn = settings.database_url.get_secret_value()
+    await ensure_database(dsn)
+    await migrate(dsn)
+    pool = await connect_pool(dsn, max_size=2)
+    try:
+        resealed = await endpoint_sealing.reseal_all(pool, Sealer.from_settings(settings))
+    except CannotUnseal:
+        print(
+            "herald: a stored endpoint opens with none of HERALD_ENCRYPTION_KEYS; "
+            "add back the key it was sealed with (after the first)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        await pool.close()
+    print(
+        f"resealed {resealed} channel endpoint(s) under the first key; "
+        "the other keys can now be removed",
+        file=sys.stderr,
     )
     return 0
 
@@ -118,7 +156,12 @@ async def _endpoint(settings: Settings, args: argparse.Namespace) -> int:
     conn = await _db(settings)
     try:
         endpoint = await create_endpoint(
-            conn, args.user, args.type, url=args.url, chat_id=args.chat_id
+            conn,
+            args.user,
+            args.type,
+            sealer=Sealer.from_settings(settings),
+            url=args.url,
+            chat_id=args.chat_id,
         )
     except UnknownUser:
         print(f"herald: no user {args.user!r}; publish user.signed_up first", file=sys.stderr)
@@ -179,6 +222,13 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--type", required=True, choices=sorted(ENDPOINT_TYPES))
     add.add_argument("--url")
     add.add_argument("--chat-id")
+
+    keys = sub.add_parser("keys", help="the keys that seal endpoints' credentials at rest")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("generate", help="print a new Fernet key")
+    keys_sub.add_parser(
+        "rotate", help="reseal every endpoint under the first of HERALD_ENCRYPTION_KEYS"
+    )
     return parser
 
 
@@ -197,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_parked(settings, args))
         if args.command == "apikey":
             return asyncio.run(_apikey(settings, args))
+        if args.command == "keys":
+            return asyncio.run(_keys(settings, args))
         return asyncio.run(_endpoint(settings, args))
     except (HeraldError, OSError, asyncpg.PostgresError, ValueError) as exc:
         print(f"herald: {exc}", file=sys.stderr)

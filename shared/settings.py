@@ -6,6 +6,7 @@ machine with local RabbitMQ and PostgreSQL.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 import secrets
@@ -19,6 +20,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SCHEDULE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+
+# in HERALD_ENCRYPTION_KEYS: the key derived from HERALD_SECRET_KEY
+DERIVED_KEY = "derived"
 
 CatchUp = Literal["skip", "once", "all"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -57,7 +61,10 @@ def _split_pairs(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HERALD_", frozen=True, extra="ignore")
+    # a refused value is not repeated in the error: many of them are secrets
+    model_config = SettingsConfigDict(
+        env_prefix="HERALD_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/herald")
@@ -82,6 +89,10 @@ class Settings(BaseSettings):
     # how many nearest neighbours a new job or résumé scores
     match_candidates: int = Field(default=1000, ge=1, le=100_000)
     secret_key: SecretStr | None = None
+    # keys that seal channel endpoints' credentials at rest (webhook URLs and secrets):
+    # Fernet keys, comma-separated, the first seals and all open; "derived" stands for
+    # the key derived from secret_key, which is used alone when none are given
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     public_url: str = "http://127.0.0.1:8000"
 
     smtp_host: str | None = None
@@ -212,6 +223,29 @@ class Settings(BaseSettings):
         if isinstance(parts, list):
             return [ipaddress.ip_network(str(p), strict=False) for p in parts]
         return parts
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for position, key in enumerate(value, start=1):
+            text = key.get_secret_value()
+            if text == DERIVED_KEY:
+                continue
+            try:
+                raw = base64.urlsafe_b64decode(text.encode("ascii"))
+            except (ValueError, UnicodeEncodeError):
+                raw = b""
+            if len(raw) != 32:  # the message never repeats the key itself
+                raise ValueError(
+                    f"encryption key {position} is not a Fernet key (url-safe base64 of 32 "
+                    'bytes, as `herald keys generate` prints) nor "derived"'
+                )
+        return value
 
     @field_validator("retry_delays", "delivery_retry_delays", mode="before")
     @classmethod

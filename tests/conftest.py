@@ -28,6 +28,8 @@ from tests.receivers import Receiver
 
 AMQP_URL = os.environ.get("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SERVER_URL = os.environ.get("HERALD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+# the tests' HERALD_SECRET_KEY; endpoints are sealed under the key derived from it
+SECRET_KEY = "test-secret-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +65,7 @@ def settings(namespace: str, database_url: str, tmp_path: Path) -> Settings:
         database_url=SecretStr(database_url),
         namespace=namespace,
         data_dir=tmp_path / "var",
-        secret_key=SecretStr("test-secret-key-0123456789abcdef"),
+        secret_key=SecretStr(SECRET_KEY),
         retry_delays=[0.2, 0.4],
         allow_private_urls=["127.0.0.0/8"],  # type: ignore[list-item]
         publish_timeout=15.0,

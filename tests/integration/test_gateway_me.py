@@ -4,14 +4,15 @@ searches; and that no user reaches another's."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from services.dispatcher import recipients
 from shared.bus import Bus
 from shared.events import Event
+from tests.integration.conftest import endpoint_sealer
 from tests.integration.gateway import Gateway, gateway, gateway_factory
 from tests.support import eventually
 
@@ -133,11 +134,10 @@ async def test_a_webhook_gets_a_secret_shown_once(gateway: Gateway) -> None:
     assert secret not in listed.text
     types = sorted(c["type"] for c in listed.json())
     assert types == ["email", "inapp", "webhook"]
-    # the dispatcher signs with the stored secret
-    stored = await gateway.pool.fetchval(
-        "SELECT secret FROM channel_endpoints WHERE id = $1", uuid.UUID(created.json()["id"])
-    )
-    assert stored == secret
+    # the dispatcher signs with the stored secret (sealed: test_sealed_endpoints.py)
+    stored = await recipients.load(gateway.pool, endpoint_sealer(), user)
+    assert stored is not None
+    assert [e.secret for e in stored.endpoints if e.type == "webhook"] == [secret]
 
 
 async def test_chat_webhook_urls_are_credentials_and_listed_masked(gateway: Gateway) -> None:

@@ -5,7 +5,9 @@ receiver checks signatures with it, per Standard Webhooks). Discord, Slack and T
 take their incoming-webhook URL, Telegram a chat id. Every URL is checked against
 SSRF before it is stored (its host must resolve to public addresses only, unless
 ``HERALD_ALLOW_PRIVATE_URLS`` exempts them); the dispatcher checks again at every
-connection. Chat webhook URLs are credentials, so listings show them masked.
+connection. URLs and secrets are credentials: they are stored sealed
+(``shared.sealing``), and every answer, the ``201`` included, shows a URL only as
+``scheme://host/…``.
 
 A test send publishes a ``notification.requested`` limited to the endpoint's channel
 type, which the dispatcher delivers like any other notification (so it reaches every
@@ -35,7 +37,6 @@ router = APIRouter(prefix="/v1/me/channels", tags=["channels"])
 
 MAX_ENDPOINTS = 20
 BUILT_IN = frozenset({"email", "inapp"})
-MASKED = frozenset({"discord", "slack", "teams"})
 TELEGRAM_CHAT = r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$"
 
 
@@ -67,7 +68,7 @@ class Channel(BaseModel):
     enabled: bool
     # why Herald switched it off (permanent failures, a gone webhook); null when on
     disabled_reason: str | None
-    # chat webhook URLs are credentials: shown as scheme://host/… after creation
+    # URLs are credentials: shown only as scheme://host/…
     url: str | None
     chat_id: str | None
     # the e-mail channel's address
@@ -84,27 +85,20 @@ class TestSend(BaseModel):
     event_id: str
 
 
-def _masked(type_: str, url: str | None) -> str | None:
-    if url is None or type_ not in MASKED:
-        return url
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}/…"
-
-
 def _channel(row: asyncpg.Record) -> Channel:
     return Channel(
         id=row["id"],
         type=row["type"],
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
-        url=_masked(row["type"], row["url"]),
+        url=row["url_shown"],
         chat_id=row["chat_id"],
         address=row["address"],
         created_at=row["created_at"],
     )
 
 
-_COLUMNS = "id, type, enabled, disabled_reason, url, chat_id, address, created_at"
+_COLUMNS = "id, type, enabled, disabled_reason, url_shown, chat_id, address, created_at"
 ChannelId = Annotated[uuid.UUID, Path(description="the channel endpoint's id")]
 
 
@@ -176,7 +170,9 @@ async def add_channel(
             raise HTTPException(
                 status.HTTP_409_CONFLICT, f"at most {MAX_ENDPOINTS} channels per user"
             )
-        endpoint = await create_endpoint(conn, user_id, new.type, url=new.url, chat_id=new.chat_id)
+        endpoint = await create_endpoint(
+            conn, user_id, new.type, sealer=state.sealer, url=new.url, chat_id=new.chat_id
+        )
         row = await conn.fetchrow(
             f"SELECT {_COLUMNS} FROM channel_endpoints WHERE id = $1", endpoint.id
         )
