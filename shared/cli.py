@@ -9,6 +9,7 @@ herald apikey create --scope SCOPE     print a new API key (shown once)
 herald endpoint add --user U --type webhook --url URL
 herald keys generate                   print a new key for HERALD_ENCRYPTION_KEYS
 herald keys rotate                     reseal every stored endpoint under the first key
+herald telegram set-webhook            point the bot's updates at this gateway
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from shared.metrics import ServiceMetrics
 from shared.runner import make_bus
 from shared.sealing import CannotUnseal, Sealer, generate_key
 from shared.settings import Settings, load_settings
+from shared.telegram_bot import TelegramSetupError, set_webhook
 
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
 
@@ -172,6 +174,16 @@ async def _endpoint(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _telegram(settings: Settings) -> int:
+    try:
+        url = await set_webhook(settings)
+    except TelegramSetupError as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 1
+    print(f"Telegram sends the bot's updates to {url}")
+    return 0
+
+
 def _up(settings: Settings) -> int:
     from honcho.manager import Manager  # only `herald up` needs the process manager
 
@@ -229,6 +241,12 @@ def _parser() -> argparse.ArgumentParser:
     keys_sub.add_parser(
         "rotate", help="reseal every endpoint under the first of HERALD_ENCRYPTION_KEYS"
     )
+
+    telegram = sub.add_parser("telegram", help="the Telegram bot")
+    telegram_sub = telegram.add_subparsers(dest="telegram_command", required=True)
+    telegram_sub.add_parser(
+        "set-webhook", help="register HERALD_PUBLIC_URL/v1/telegram/webhook with Telegram"
+    )
     return parser
 
 
@@ -249,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_apikey(settings, args))
         if args.command == "keys":
             return asyncio.run(_keys(settings, args))
+        if args.command == "telegram":
+            return asyncio.run(_telegram(settings))
         return asyncio.run(_endpoint(settings, args))
     except (HeraldError, OSError, asyncpg.PostgresError, ValueError) as exc:
         print(f"herald: {exc}", file=sys.stderr)

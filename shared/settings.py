@@ -20,6 +20,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SCHEDULE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 # in HERALD_ENCRYPTION_KEYS: the key derived from HERALD_SECRET_KEY
 DERIVED_KEY = "derived"
@@ -104,6 +105,11 @@ class Settings(BaseSettings):
     sendgrid_api_key: SecretStr | None = None
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # the bot's @username (without @): users link a chat through t.me/<bot>?start=<code>
+    telegram_bot_username: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+    # sent by Telegram in X-Telegram-Bot-Api-Secret-Token with every update to
+    # POST /v1/telegram/webhook (`herald telegram set-webhook` registers it)
+    telegram_webhook_secret: SecretStr | None = None
     sendgrid_api_url: str = "https://api.sendgrid.com"
     smtp_pool_size: int = Field(default=4, ge=1, le=100)
     # custom channels: "name=package.module:Class,..." (entry points in the
@@ -223,6 +229,14 @@ class Settings(BaseSettings):
         if isinstance(parts, list):
             return [ipaddress.ip_network(str(p), strict=False) for p in parts]
         return parts
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _telegram_secret_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's own rule for secret_token
+        if value is not None and not _TELEGRAM_SECRET.match(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
 
     @field_validator("encryption_keys", mode="before")
     @classmethod

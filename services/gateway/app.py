@@ -36,6 +36,7 @@ from .routes import (
     operations,
     preferences,
     stream,
+    telegram,
     unsubscribe,
 )
 from .state import GatewayState
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(operations.router)
     app.include_router(unsubscribe.router)
+    app.include_router(telegram.router)
 
     def body_limit(path: str) -> int:
         return events.MAX_BODY_BYTES if path == "/v1/events" else settings.gateway_max_body_bytes

@@ -148,12 +148,9 @@ async def test_chat_webhook_urls_are_credentials_and_listed_masked(gateway: Gate
         assert created.status_code == 201
         assert created.json()["secret"] is None
         listed = await client.get("/v1/me/channels")
-        telegram = await client.post(
-            "/v1/me/channels", json={"type": "telegram", "chat_id": "-100123"}
-        )
+        telegram = await gateway.link_telegram(client, 4242)
     assert "very-secret-token" not in listed.text
-    assert telegram.status_code == 201
-    assert telegram.json()["chat_id"] == "-100123"
+    assert (telegram["chat_id"], telegram["status"]) == ("4242", "active")
 
 
 @pytest.mark.parametrize(
@@ -188,6 +185,8 @@ async def test_urls_that_do_not_reach_public_addresses_are_refused(
     [
         {"type": "telegram", "url": PUBLIC_HOOK},
         {"type": "telegram", "chat_id": "not a chat"},
+        # the bot would write to any chat it is in: chats are linked, never named
+        {"type": "telegram", "chat_id": "-100123"},
         {"type": "slack", "chat_id": "123"},
         {"type": "apprise", "url": PUBLIC_HOOK},
         {"type": "email", "url": PUBLIC_HOOK},
