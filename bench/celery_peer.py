@@ -34,6 +34,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 import uuid
@@ -44,6 +45,7 @@ from typing import Any
 import asyncpg
 import httpx
 from celery import Celery, Task
+from cryptography.fernet import Fernet
 
 TASK = "bench.deliver"
 # the namespace of Herald's derived ids (shared.events), so delivery ids have the
@@ -58,6 +60,9 @@ class PeerConfig:
     queue: str
     database_url: str
     reliable: bool
+    # the Fernet key the endpoints are sealed with (HERALD_ENCRYPTION_KEYS), so the
+    # peer opens each URL and secret as the dispatcher does
+    encryption_key: str
 
 
 def make_app(cfg: PeerConfig) -> Celery:
@@ -93,7 +98,9 @@ def make_app(cfg: PeerConfig) -> Celery:
         endpoint = r.run(record(r.conn, notification))
         if endpoint is None:
             return  # the user has no webhook: nothing to send
-        delivery, url, secret = endpoint
+        delivery, endpoint_id, url_sealed, secret_sealed = endpoint
+        url = unseal(cfg.encryption_key, url_sealed, f"{endpoint_id}/url")
+        secret = unseal(cfg.encryption_key, secret_sealed, f"{endpoint_id}/secret")
         body = webhook_body(notification)
         msg_id = f"msg_{delivery.hex}"
         timestamp = int(time.time())
@@ -150,11 +157,23 @@ def derived_id(*parts: str) -> uuid.UUID:
     return uuid.uuid5(_IDS, "\x1f".join(parts))
 
 
-async def record(conn: asyncpg.Connection, n: dict[str, Any]) -> tuple[uuid.UUID, str, str] | None:
-    """Record the notification and its webhook delivery; (delivery id, url, secret)."""
+def unseal(key: str, token: str, place: str) -> str:
+    """shared.sealing's format: a Fernet token of ``<place>\\0<value>``."""
+    text = Fernet(key.encode()).decrypt(token.encode()).decode()
+    bound_to, _, value = text.partition("\x00")
+    if bound_to != place:
+        raise ValueError(f"a sealed value was moved from {bound_to}")
+    return value
+
+
+async def record(
+    conn: asyncpg.Connection, n: dict[str, Any]
+) -> tuple[uuid.UUID, uuid.UUID, str, str] | None:
+    """Record the notification and its webhook delivery; (delivery id, endpoint id,
+    sealed url, sealed secret)."""
     async with conn.transaction():
         endpoint = await conn.fetchrow(
-            """SELECT id, url, secret FROM channel_endpoints
+            """SELECT id, url_sealed, secret_sealed FROM channel_endpoints
                WHERE user_id = $1 AND type = 'webhook' AND enabled
                ORDER BY created_at LIMIT 1""",
             n["user_id"],
@@ -187,7 +206,7 @@ async def record(conn: asyncpg.Connection, n: dict[str, Any]) -> tuple[uuid.UUID
             endpoint["id"],
             n["priority"],
         )
-    return delivery, endpoint["url"], endpoint["secret"]
+    return delivery, endpoint["id"], endpoint["url_sealed"], endpoint["secret_sealed"]
 
 
 async def delivered(conn: asyncpg.Connection, delivery: uuid.UUID, status: int) -> None:
@@ -241,7 +260,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--loglevel", default="info")
     args = parser.parse_args()
-    app = make_app(PeerConfig(args.amqp_url, args.queue, args.database_url, args.reliable))
+    # the key comes in the environment, not the command line, which `ps` shows
+    key = os.environ["HERALD_ENCRYPTION_KEYS"].split(",")[0]
+    app = make_app(PeerConfig(args.amqp_url, args.queue, args.database_url, args.reliable, key))
     app.worker_main(
         [
             "worker",

@@ -77,6 +77,7 @@ from shared.endpoints import create_endpoint
 from shared.events import RequestNotification, UserSignedUp, derived_id, new_event
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
+from shared.sealing import Sealer, generate_key
 
 AMQP_URL = os.environ.get("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PG_URL = os.environ.get("HERALD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -553,6 +554,7 @@ class Herald(Side):
             "HERALD_DATABASE_URL": self.env.database_url,
             "HERALD_DATA_DIR": str(self.env.data_dir),
             "HERALD_SECRET_KEY": uuid.uuid4().hex * 2,
+            "HERALD_ENCRYPTION_KEYS": self.env.encryption_key,
             "HERALD_ALLOW_PRIVATE_URLS": "127.0.0.0/8",
             "HERALD_RECIPIENT_RATE_PER_MINUTE": "10000000",
             "HERALD_DISPATCHER_METRICS_PORT": str(port),
@@ -656,7 +658,7 @@ class CeleryPeer(Side):
         self.procs = []
         self.name = "Celery (acks_late)" if reliable else "Celery (defaults)"
         self.queue = f"{env.namespace}.celery-{'reliable' if reliable else 'defaults'}"
-        self.peer = PeerConfig(AMQP_URL, self.queue, env.database_url, reliable)
+        self.peer = PeerConfig(AMQP_URL, self.queue, env.database_url, reliable, env.encryption_key)
         self.app = make_app(self.peer)
         self.log_path = env.data_dir / f"{self.queue}.log"
 
@@ -675,7 +677,12 @@ class CeleryPeer(Side):
             args.append("--reliable")
         with self.log_path.open("ab") as log:
             proc = await asyncio.create_subprocess_exec(
-                *args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                *args,
+                cwd=ROOT,
+                env={**os.environ, "HERALD_ENCRYPTION_KEYS": self.env.encryption_key},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.procs = [proc]
         await self._consuming(proc)
@@ -749,6 +756,8 @@ class Environment:
     data_dir: Path
     users: list[str]
     secrets: dict[str, str] = field(default_factory=dict)
+    # seals the users' webhook endpoints (HERALD_ENCRYPTION_KEYS of every side)
+    encryption_key: str = field(default_factory=generate_key)
 
     @property
     def database_url(self) -> str:
@@ -786,7 +795,13 @@ async def prepare_users(env: Environment, herald: Herald, receiver: Receiver) ->
 
         await eventually(all_users, "the users to sign up")
         for user in env.users:
-            endpoint = await create_endpoint(conn, user, "webhook", url=receiver.url(user))
+            endpoint = await create_endpoint(
+                conn,
+                user,
+                "webhook",
+                sealer=Sealer([env.encryption_key.encode()]),
+                url=receiver.url(user),
+            )
             assert endpoint.secret is not None
             env.secrets[user] = endpoint.secret
         await conn.execute(

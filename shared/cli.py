@@ -11,6 +11,9 @@ herald apikey list                     every key: prefix, scopes, expiry, last u
 herald apikey revoke ID
 herald apikey rotate ID [--grace 1h]   print a key replacing ID (shown once)
 herald endpoint add --user U --type webhook --url URL
+herald keys generate                   print a new key for HERALD_ENCRYPTION_KEYS
+herald keys rotate                     reseal every stored endpoint under the first key
+herald telegram set-webhook            point the bot's updates at this gateway
 """
 
 from __future__ import annotations
@@ -26,16 +29,18 @@ from collections.abc import Sequence
 import aio_pika
 import asyncpg
 
-from shared import apikey_cli
+from shared import apikey_cli, endpoint_sealing
 from shared.bus import catalog, list_parked, replay_parked
-from shared.db import ensure_database, migrate
+from shared.db import connect_pool, ensure_database, migrate
 from shared.endpoints import ENDPOINT_TYPES, UnknownUser, create_endpoint
 from shared.errors import HeraldError, InvalidEvent
 from shared.events import parse_event
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
 from shared.runner import make_bus
+from shared.sealing import CannotUnseal, Sealer, generate_key
 from shared.settings import InvalidSettings, Settings, load_settings
+from shared.telegram_bot import TelegramSetupError, set_webhook
 from shared.webhook_hosts import webhook_hosts
 
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
@@ -54,6 +59,40 @@ async def _migrate(settings: Settings) -> int:
     print(
         f"applied {len(applied)} migration(s)"
         + "".join(f"\n  {m.version:04d} {m.name}" for m in applied)
+    )
+    pool = await connect_pool(dsn, max_size=2)
+    try:
+        sealed = await endpoint_sealing.seal_plaintext(pool, Sealer.from_settings(settings))
+    finally:
+        await pool.close()
+    if sealed:
+        print(f"sealed the credentials of {sealed} channel endpoint(s)")
+    return 0
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    if args.keys_command == "generate":
+        print(generate_key())
+        return 0
+    dsn = settings.database_url.get_secret_value()
+    await ensure_database(dsn)
+    await migrate(dsn)
+    pool = await connect_pool(dsn, max_size=2)
+    try:
+        resealed = await endpoint_sealing.reseal_all(pool, Sealer.from_settings(settings))
+    except CannotUnseal:
+        print(
+            "herald: a stored endpoint opens with none of HERALD_ENCRYPTION_KEYS; "
+            "add back the key it was sealed with (after the first)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        await pool.close()
+    print(
+        f"resealed {resealed} channel endpoint(s) under the first key; "
+        "the other keys can now be removed",
+        file=sys.stderr,
     )
     return 0
 
@@ -122,7 +161,12 @@ async def _endpoint(settings: Settings, args: argparse.Namespace) -> int:
     conn = await _db(settings)
     try:
         endpoint = await create_endpoint(
-            conn, args.user, args.type, url=args.url, chat_id=args.chat_id
+            conn,
+            args.user,
+            args.type,
+            sealer=Sealer.from_settings(settings),
+            url=args.url,
+            chat_id=args.chat_id,
         )
     except UnknownUser:
         print(f"herald: no user {args.user!r}; publish user.signed_up first", file=sys.stderr)
@@ -130,6 +174,16 @@ async def _endpoint(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await conn.close()
     print(json.dumps({"id": str(endpoint.id), "type": endpoint.type, "secret": endpoint.secret}))
+    return 0
+
+
+async def _telegram(settings: Settings) -> int:
+    try:
+        url = await set_webhook(settings)
+    except TelegramSetupError as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 1
+    print(f"Telegram sends the bot's updates to {url}")
     return 0
 
 
@@ -177,6 +231,19 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--type", required=True, choices=sorted(ENDPOINT_TYPES))
     add.add_argument("--url")
     add.add_argument("--chat-id")
+
+    keys = sub.add_parser("keys", help="the keys that seal endpoints' credentials at rest")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("generate", help="print a new Fernet key")
+    keys_sub.add_parser(
+        "rotate", help="reseal every endpoint under the first of HERALD_ENCRYPTION_KEYS"
+    )
+
+    telegram = sub.add_parser("telegram", help="the Telegram bot")
+    telegram_sub = telegram.add_subparsers(dest="telegram_command", required=True)
+    telegram_sub.add_parser(
+        "set-webhook", help="register HERALD_PUBLIC_URL/v1/telegram/webhook with Telegram"
+    )
     return parser
 
 
@@ -199,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_parked(settings, args))
         if args.command == "apikey":
             return asyncio.run(_apikey(settings, args))
+        if args.command == "keys":
+            return asyncio.run(_keys(settings, args))
+        if args.command == "telegram":
+            return asyncio.run(_telegram(settings))
         return asyncio.run(_endpoint(settings, args))
     except (HeraldError, OSError, asyncpg.PostgresError, ValueError) as exc:
         print(f"herald: {exc}", file=sys.stderr)

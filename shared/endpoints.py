@@ -1,4 +1,10 @@
-"""Channel endpoints a user owns (webhook URLs and their signing secrets, chat ids)."""
+"""Channel endpoints a user owns (webhook URLs and their signing secrets, chat ids).
+
+URLs and secrets are credentials: they are stored sealed (``shared.sealing``), each
+bound to its endpoint and column, and opened only where a send needs them. What a
+listing may show of a URL (``scheme://host/…``) is kept beside it in ``url_shown``.
+No query looks an endpoint up by its URL, so no searchable digest of it is kept.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,18 @@ import base64
 import secrets
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from shared.db import Connection
+from shared.sealing import Sealer
 
 ENDPOINT_TYPES = frozenset({"webhook", "discord", "slack", "teams", "telegram", "apprise"})
+
+# what to read of channel_endpoints to build an Endpoint with ``opened``; url and
+# secret are plaintext only in rows not sealed yet (written before migration 0011)
+READ_COLUMNS = "id, user_id, type, url_sealed, secret_sealed, url, secret, chat_id, address"
 
 
 @dataclass(frozen=True)
@@ -35,11 +47,59 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def url_place(endpoint_id: uuid.UUID) -> str:
+    return f"{endpoint_id}/url"
+
+
+def secret_place(endpoint_id: uuid.UUID) -> str:
+    return f"{endpoint_id}/secret"
+
+
+def shown_url(type_: str, url: str) -> str:
+    """What listings show of a URL: scheme and host. An Apprise URL shows only its
+    scheme: its "host" is often a token (``tgram://<bot token>/<chat>``)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "…"
+    if type_ == "apprise" or not host:
+        return f"{parts.scheme}://…" if parts.scheme else "…"
+    return f"{parts.scheme}://{host}/…"
+
+
+def opened(
+    sealer: Sealer,
+    *,
+    id: uuid.UUID,
+    user_id: str,
+    type: str,
+    url_sealed: str | None,
+    secret_sealed: str | None,
+    url: str | None = None,
+    secret: str | None = None,
+    chat_id: str | None = None,
+    address: str | None = None,
+) -> Endpoint:
+    """An endpoint as sends use it, its credentials opened (``CannotUnseal`` when no
+    key opens them)."""
+    return Endpoint(
+        id,
+        user_id,
+        type,
+        sealer.unseal(url_sealed, bound_to=url_place(id)) if url_sealed else url,
+        chat_id,
+        sealer.unseal(secret_sealed, bound_to=secret_place(id)) if secret_sealed else secret,
+        address,
+    )
+
+
 async def create_endpoint(
     conn: Connection,
     user_id: str,
     type: str,
     *,
+    sealer: Sealer,
     url: str | None = None,
     chat_id: str | None = None,
 ) -> Endpoint:
@@ -53,24 +113,17 @@ async def create_endpoint(
     endpoint = Endpoint(uuid.uuid4(), user_id, type, url, chat_id, secret)
     try:
         await conn.execute(
-            """INSERT INTO channel_endpoints (id, user_id, type, url, chat_id, secret)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
+            """INSERT INTO channel_endpoints
+                   (id, user_id, type, url_sealed, url_shown, secret_sealed, chat_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             endpoint.id,
             user_id,
             type,
-            url,
+            sealer.seal(url, bound_to=url_place(endpoint.id)) if url else None,
+            shown_url(type, url) if url else None,
+            sealer.seal(secret, bound_to=secret_place(endpoint.id)) if secret else None,
             chat_id,
-            secret,
         )
     except asyncpg.ForeignKeyViolationError as exc:
         raise UnknownUser(user_id) from exc
     return endpoint
-
-
-async def enabled_endpoints(conn: Connection, user_id: str) -> list[Endpoint]:
-    rows = await conn.fetch(
-        """SELECT id, user_id, type, url, chat_id, secret FROM channel_endpoints
-           WHERE user_id = $1 AND enabled ORDER BY created_at""",
-        user_id,
-    )
-    return [Endpoint(**dict(r)) for r in rows]

@@ -232,6 +232,13 @@ def start(name: str) -> Settings:
             hint="set HERALD_SECRET_KEY in production",
             path=str(settings.dev_secret_path),
         )
+    elif not settings.encryption_keys:
+        # derived keys work, but tie the sealed endpoints to the secret key: changing
+        # it would leave them unreadable
+        log.warning(
+            "encryption_keys_derived",
+            hint="set HERALD_ENCRYPTION_KEYS (see `herald keys generate`)",
+        )
     return settings
 
 

@@ -6,6 +6,7 @@ machine with local RabbitMQ and PostgreSQL.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 import secrets
@@ -30,6 +31,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SCHEDULE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+# in HERALD_ENCRYPTION_KEYS: the key derived from HERALD_SECRET_KEY
+DERIVED_KEY = "derived"
 
 # HS256 keys and link signatures are only as strong as the key: RFC 7518 §3.2 asks
 # for at least as many bytes as the hash has (32 for SHA-256).
@@ -96,7 +101,10 @@ def _split_pairs(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HERALD_", frozen=True, extra="ignore")
+    # a refused value is not repeated in the error: many of them are secrets
+    model_config = SettingsConfigDict(
+        env_prefix="HERALD_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/herald")
@@ -121,6 +129,10 @@ class Settings(BaseSettings):
     # how many nearest neighbours a new job or résumé scores
     match_candidates: int = Field(default=1000, ge=1, le=100_000)
     secret_key: SecretStr | None = None
+    # keys that seal channel endpoints' credentials at rest (webhook URLs and secrets):
+    # Fernet keys, comma-separated, the first seals and all open; "derived" stands for
+    # the key derived from secret_key, which is used alone when none are given
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     public_url: str = "http://127.0.0.1:8000"
 
     smtp_host: str | None = None
@@ -132,6 +144,11 @@ class Settings(BaseSettings):
     sendgrid_api_key: SecretStr | None = None
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # the bot's @username (without @): users link a chat through t.me/<bot>?start=<code>
+    telegram_bot_username: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+    # sent by Telegram in X-Telegram-Bot-Api-Secret-Token with every update to
+    # POST /v1/telegram/webhook (`herald telegram set-webhook` registers it)
+    telegram_webhook_secret: SecretStr | None = None
     sendgrid_api_url: str = "https://api.sendgrid.com"
     smtp_pool_size: int = Field(default=4, ge=1, le=100)
     # custom channels: "name=package.module:Class,..." (entry points in the
@@ -325,6 +342,37 @@ class Settings(BaseSettings):
         if isinstance(parts, list):
             return [str(parse_entry(str(p))) for p in parts]
         return parts
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _telegram_secret_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's own rule for secret_token
+        if value is not None and not _TELEGRAM_SECRET.match(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for position, key in enumerate(value, start=1):
+            text = key.get_secret_value()
+            if text == DERIVED_KEY:
+                continue
+            try:
+                raw = base64.urlsafe_b64decode(text.encode("ascii"))
+            except (ValueError, UnicodeEncodeError):
+                raw = b""
+            if len(raw) != 32:  # the message never repeats the key itself
+                raise ValueError(
+                    f"encryption key {position} is not a Fernet key (url-safe base64 of 32 "
+                    'bytes, as `herald keys generate` prints) nor "derived"'
+                )
+        return value
 
     @field_validator("retry_delays", "delivery_retry_delays", mode="before")
     @classmethod

@@ -29,6 +29,11 @@ from tests.support import local_chat_hosts
 
 AMQP_URL = os.environ.get("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SERVER_URL = os.environ.get("HERALD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+# the tests' HERALD_SECRET_KEY; endpoints are sealed under the key derived from it
+SECRET_KEY = "test-secret-key-0123456789abcdef"
+# the gateway's Telegram bot, for linking chats (tests/integration/gateway.py)
+TELEGRAM_BOT = "herald_test_bot"
+TELEGRAM_WEBHOOK_SECRET = "test-telegram-webhook-secret"
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +69,9 @@ def settings(namespace: str, database_url: str, tmp_path: Path) -> Settings:
         database_url=SecretStr(database_url),
         namespace=namespace,
         data_dir=tmp_path / "var",
-        secret_key=SecretStr("test-secret-key-0123456789abcdef"),
+        secret_key=SecretStr(SECRET_KEY),
+        telegram_bot_username=TELEGRAM_BOT,
+        telegram_webhook_secret=SecretStr(TELEGRAM_WEBHOOK_SECRET),
         retry_delays=[0.2, 0.4],
         allow_private_urls=["127.0.0.0/8"],  # type: ignore[list-item]
         **local_chat_hosts(),

@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import structlog
 
+from shared import endpoint_sealing
 from shared.bus import catalog
 from shared.runner import Background, Runtime
+from shared.sealing import Sealer
 from shared.settings import Settings
 from shared.webhook_hosts import webhook_hosts
 
@@ -153,7 +155,11 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
         try:
             channels = build_channels(context, mail, runtime.pool)
             log.info("channels_ready", channels=sorted(channels), **configured(settings))
-            delivery = DeliveryDeps(runtime.pool, runtime.bus, channels, settings, metrics)
+            sealer = Sealer.from_settings(settings)
+            await endpoint_sealing.prepare(runtime.pool, sealer)
+            delivery = DeliveryDeps(
+                runtime.pool, runtime.bus, channels, settings, metrics, sealer=sealer
+            )
             inline = InlineDeliveries(delivery, settings.inline_deliveries, settings.drain_timeout)
             cache = recipient_cache(settings, metrics, runtime.name)
             intake = h.IntakeDeps(
@@ -162,7 +168,8 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
                 renderer,
                 settings,
                 metrics,
-                mail,
+                mail=mail,
+                sealer=sealer,
                 inline=inline if settings.inline_deliveries else None,
                 recipient_cache=cache,
             )

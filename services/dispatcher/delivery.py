@@ -35,6 +35,7 @@ from shared.events import (
     derived_id,
     new_event,
 )
+from shared.sealing import Sealer
 from shared.settings import Settings
 
 from . import history
@@ -60,6 +61,8 @@ class DeliveryDeps:
     channels: Mapping[str, Channel]
     settings: Settings
     metrics: DispatcherMetrics
+    # opens endpoints' sealed URLs and secrets
+    sealer: Sealer
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # round trips shared by the deliveries in flight: one statement reserves
     # rate-limit slots for many, one stores many outcomes, one pipelined write
@@ -124,7 +127,7 @@ async def publish_due(bus: Bus, due: list[history.Due], correlation_id: str) -> 
 async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None:
     delivery = uuid.UUID(event.data.delivery_id)
     async with deps.pool.acquire() as conn:
-        claimed = await history.claim(conn, delivery, deps.lease)
+        claimed = await history.claim(conn, delivery, deps.lease, deps.sealer)
     if isinstance(claimed, history.Busy):
         if claimed.until is not None:
             wait = (claimed.until - deps.clock()).total_seconds()

@@ -40,6 +40,7 @@ from shared.events import (
     UserSignedUp,
     derived_id,
 )
+from shared.sealing import Sealer
 from shared.settings import Settings
 
 from . import erasure, history, recipients
@@ -81,6 +82,8 @@ class IntakeDeps:
     metrics: DispatcherMetrics
     # where e-mail goes; erasure asks it to forget a user's mail (the outbox keeps it)
     mail: MailTransport
+    # opens endpoints' sealed URLs and secrets
+    sealer: Sealer
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # sends what intake records, when there is room (None: always the queue)
     inline: InlineDeliveries | None = None
@@ -94,7 +97,7 @@ class IntakeDeps:
     def __post_init__(self) -> None:
         async def load(user_ids: list[str]) -> list[Recipient | None]:
             async with self.pool.acquire() as conn:
-                return await recipients.load_many(conn, user_ids)
+                return await recipients.load_many(conn, self.sealer, user_ids)
 
         async def record(entries: list[history.Entry]) -> list[history.Recorded]:
             async with self.pool.acquire() as conn:
@@ -211,8 +214,10 @@ async def _hand_over(deps: IntakeDeps, planned: Planned | None, correlation_id: 
     await publish_due(deps.bus, due, correlation_id)
 
 
-async def _recipient(conn: Connection, user_id: str, event_time: datetime) -> Recipient:
-    found = await recipients.load(conn, user_id)
+async def _recipient(
+    conn: Connection, sealer: Sealer, user_id: str, event_time: datetime
+) -> Recipient:
+    found = await recipients.load(conn, sealer, user_id)
     if found is None:
         await _unknown(conn, user_id, event_time)
     return found
@@ -259,7 +264,7 @@ async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> Non
         if await erased_since(conn, u.user_id, event.trusted_time):
             raise Ignore(f"user {u.user_id!r} was erased after signing up")
         await recipients.record_user(conn, u.user_id, u.email, u.name, u.timezone, u.locale)
-        recipient = await _recipient(conn, u.user_id, event.trusted_time)
+        recipient = await _recipient(conn, deps.sealer, u.user_id, event.trusted_time)
         # the welcome is de-duplicated aggressively on the user: a repeated sign-up
         # (an e-mail change re-sent by the product) never welcomes twice
         planned = await _notify(
@@ -389,7 +394,7 @@ def _job_item(job: asyncpg.Record, match: MatchFound | dict[str, Any]) -> JobIte
 async def on_match_found(event: Event[MatchFound], deps: IntakeDeps) -> None:
     m = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, m.user_id, event.trusted_time)
+        recipient = await _recipient(conn, deps.sealer, m.user_id, event.trusted_time)
         route = route_match(recipient.prefs, m.score)
         if route is None:
             _suppressed(deps, "job_match", "preferences")
@@ -469,7 +474,7 @@ async def on_application_status_changed(
 ) -> None:
     a = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, a.user_id, event.trusted_time)
+        recipient = await _recipient(conn, deps.sealer, a.user_id, event.trusted_time)
         newer = await conn.fetchval(
             """INSERT INTO applications AS a (application_id, user_id, job_id, status, as_of)
                VALUES ($1, $2, $3, $4, $5)
@@ -526,7 +531,7 @@ async def on_meeting_changed(
     """Keep the dispatcher's copy of a meeting, for wording its reminders."""
     m = event.data
     async with deps.pool.acquire() as conn:
-        await _recipient(conn, m.user_id, event.trusted_time)
+        await _recipient(conn, deps.sealer, m.user_id, event.trusted_time)
     await deps.pool.execute(
         """INSERT INTO meetings AS m
                (meeting_id, user_id, title, starts_at, ends_at, join_url, cancelled, as_of)
@@ -552,7 +557,7 @@ async def on_meeting_changed(
 async def on_reminder_due(event: Event[ReminderDue], deps: IntakeDeps) -> None:
     r = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, r.user_id, event.trusted_time)
+        recipient = await _recipient(conn, deps.sealer, r.user_id, event.trusted_time)
         if not recipient.prefs.wants("reminder"):
             _suppressed(deps, "reminder", "preferences")
             return
@@ -648,7 +653,7 @@ def _address(mail_from: str) -> str:
 async def on_digest_due(event: Event[DigestDue], deps: IntakeDeps) -> None:
     d = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, d.user_id, event.trusted_time)
+        recipient = await _recipient(conn, deps.sealer, d.user_id, event.trusted_time)
         if not recipient.prefs.wants("digest") or recipient.prefs.digest_frequency == "off":
             _suppressed(deps, "digest", "preferences")
             return

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from shared.db import Connection
-from shared.endpoints import Endpoint
+from shared.endpoints import Endpoint, opened
+from shared.sealing import Sealer
 
 from .channels import Attachment, DeliveryResult, Notification, Outcome, delivery_id
 
@@ -320,9 +321,12 @@ class Busy:
     finished: Finished | None = None
 
 
-async def claim(conn: Connection, delivery: uuid.UUID, lease: float) -> Claimed | Busy:
+async def claim(
+    conn: Connection, delivery: uuid.UUID, lease: float, sealer: Sealer
+) -> Claimed | Busy:
     """Take a pending delivery for ``lease`` seconds, so a duplicate ``delivery.due``
-    waits instead of sending twice; a crashed holder's lease simply runs out.
+    waits instead of sending twice; a crashed holder's lease simply runs out. The
+    endpoint comes with its credentials opened by ``sealer``.
 
     A held delivery whose time has come is claimable too: the releaser publishes
     before it commits, and this UPDATE waits for its row lock, then sees the row as
@@ -345,6 +349,7 @@ async def claim(conn: Connection, delivery: uuid.UUID, lease: float) -> Claimed 
                   EXISTS (SELECT 1 FROM notification_attachments a
                           WHERE a.notification_id = n.id) AS has_attachments,
                   e.id AS e_id, e.user_id AS e_user_id, e.type AS e_type, e.url AS e_url,
+                  e.url_sealed AS e_url_sealed, e.secret_sealed AS e_secret_sealed,
                   e.chat_id AS e_chat_id, e.secret AS e_secret, e.address AS e_address
            FROM claimed c JOIN notifications n ON n.id = c.notification_id
            LEFT JOIN channel_endpoints e ON e.id = c.endpoint_id AND e.enabled""",
@@ -364,14 +369,17 @@ async def claim(conn: Connection, delivery: uuid.UUID, lease: float) -> Claimed 
         else []
     )
     e = (
-        Endpoint(
-            row["e_id"],
-            row["e_user_id"],
-            row["e_type"],
-            row["e_url"],
-            row["e_chat_id"],
-            row["e_secret"],
-            row["e_address"],
+        opened(
+            sealer,
+            id=row["e_id"],
+            user_id=row["e_user_id"],
+            type=row["e_type"],
+            url_sealed=row["e_url_sealed"],
+            secret_sealed=row["e_secret_sealed"],
+            url=row["e_url"],
+            secret=row["e_secret"],
+            chat_id=row["e_chat_id"],
+            address=row["e_address"],
         )
         if row["e_id"] is not None
         else None

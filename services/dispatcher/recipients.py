@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from asyncpg import Record
 
 from shared.db import Connection
-from shared.endpoints import Endpoint
+from shared.endpoints import Endpoint, opened
+from shared.sealing import Sealer
 
 from .policy import EMAIL, INAPP, Preferences, QuietHours, ScoreRoute
 
@@ -58,19 +59,23 @@ async def record_user(
     return bool(first)
 
 
-async def load(conn: Connection, user_id: str) -> Recipient | None:
-    return (await load_many(conn, [user_id]))[0]
+async def load(conn: Connection, sealer: Sealer, user_id: str) -> Recipient | None:
+    return (await load_many(conn, sealer, [user_id]))[0]
 
 
-async def load_many(conn: Connection, user_ids: list[str]) -> list[Recipient | None]:
-    """The recipients, in the order asked (None for a user not known), in one query."""
+async def load_many(
+    conn: Connection, sealer: Sealer, user_ids: list[str]
+) -> list[Recipient | None]:
+    """The recipients, in the order asked (None for a user not known), in one query;
+    their endpoints' credentials opened with ``sealer``."""
     rows = await conn.fetch(
         """SELECT u.user_id, u.email, u.name, u.timezone, u.locale, p.email_enabled,
                   p.digest_frequency, p.notify_new_matches, p.notify_application_updates,
                   p.notify_reminders, p.notify_digests, p.min_match_score,
                   p.quiet_hours_start, p.quiet_hours_end, p.channels, p.score_routes,
                   (SELECT COALESCE(json_agg(json_build_array(
-                              e.id, e.type, e.url, e.chat_id, e.secret, e.address)
+                              e.id, e.type, e.url_sealed, e.secret_sealed, e.url,
+                              e.secret, e.chat_id, e.address)
                               ORDER BY e.created_at, e.type), '[]')
                    FROM channel_endpoints e
                    WHERE e.user_id = u.user_id AND e.enabled) AS endpoints
@@ -78,14 +83,27 @@ async def load_many(conn: Connection, user_ids: list[str]) -> list[Recipient | N
            WHERE u.user_id = ANY($1::text[])""",
         list(dict.fromkeys(user_ids)),
     )
-    found = {row["user_id"]: _recipient(row) for row in rows}
+    found = {row["user_id"]: _recipient(row, sealer) for row in rows}
     return [found.get(u) for u in user_ids]
 
 
-def _recipient(row: Record) -> Recipient:
+def _recipient(row: Record, sealer: Sealer) -> Recipient:
     endpoints = tuple(
-        Endpoint(uuid.UUID(id_), row["user_id"], type_, url, chat_id, secret, address)
-        for id_, type_, url, chat_id, secret, address in json.loads(row["endpoints"])
+        opened(
+            sealer,
+            id=uuid.UUID(id_),
+            user_id=row["user_id"],
+            type=type_,
+            url_sealed=url_sealed,
+            secret_sealed=secret_sealed,
+            url=url,
+            secret=secret,
+            chat_id=chat_id,
+            address=address,
+        )
+        for id_, type_, url_sealed, secret_sealed, url, secret, chat_id, address in json.loads(
+            row["endpoints"]
+        )
     )
     return Recipient(
         row["user_id"], row["email"], row["name"], row["locale"], _preferences(dict(row)), endpoints

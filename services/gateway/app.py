@@ -12,11 +12,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from shared import endpoint_sealing
 from shared.bus import catalog
 from shared.errors import BusUnavailable
 from shared.events import Event
 from shared.metrics import ServiceMetrics
 from shared.runner import make_bus, open_database
+from shared.sealing import Sealer
 from shared.settings import Settings
 from shared.url_guard import UrlGuard
 
@@ -35,6 +37,7 @@ from .routes import (
     operations,
     preferences,
     stream,
+    telegram,
     unsubscribe,
     users,
 )
@@ -64,6 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_database(settings)
+        sealer = Sealer.from_settings(settings)
+        await endpoint_sealing.prepare(pool, sealer)
         bus = make_bus(settings, "gateway", metrics)
         hub.attach(pool)
 
@@ -82,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
             UrlGuard(settings.allow_private_urls),
             hub,
             http_metrics.queues,
+            sealer,
         )
         sweeper = asyncio.create_task(_sweep_buckets(pool))
         try:
@@ -110,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(apikeys.router)
     app.include_router(users.router)
     app.include_router(unsubscribe.router)
+    app.include_router(telegram.router)
 
     def body_limit(path: str) -> int:
         return events.MAX_BODY_BYTES if path == "/v1/events" else settings.gateway_max_body_bytes

@@ -8,6 +8,7 @@ import asyncpg
 
 from shared.bus import Bus
 from shared.metrics import ServiceMetrics
+from shared.sealing import Sealer
 from shared.settings import Settings
 from shared.url_guard import UrlGuard
 
@@ -29,3 +30,5 @@ class GatewayState:
     hub: LiveHub
     # the work queues' depths, read from the broker for /metrics
     queue_depths: QueueDepths
+    # seals the URLs and secrets of the channels users add
+    sealer: Sealer

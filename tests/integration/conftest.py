@@ -18,7 +18,9 @@ from shared.bus import Bus
 from shared.endpoints import Endpoint, create_endpoint
 from shared.events import Event, Payload, UserSignedUp, new_event
 from shared.runner import Runtime
+from shared.sealing import Sealer, derived_key
 from shared.settings import Settings
+from tests.conftest import SECRET_KEY
 from tests.support import eventually
 
 
@@ -89,9 +91,15 @@ async def sign_up(bus: Bus, pool: asyncpg.Pool, *, name: str = "Ada", timezone: 
     return user_id
 
 
+def endpoint_sealer() -> Sealer:
+    """What the tests' services seal endpoints with (no HERALD_ENCRYPTION_KEYS: the
+    key derived from the tests' secret key)."""
+    return Sealer([derived_key(SECRET_KEY)], derived=True)
+
+
 async def add_endpoint(pool: asyncpg.Pool, user_id: str, type_: str, **kw: Any) -> Endpoint:
     async with pool.acquire() as conn:
-        return await create_endpoint(conn, user_id, type_, **kw)
+        return await create_endpoint(conn, user_id, type_, sealer=endpoint_sealer(), **kw)
 
 
 async def deliveries(pool: asyncpg.Pool, user_id: str, channel: str | None = None) -> list[Any]:

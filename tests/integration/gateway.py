@@ -25,7 +25,7 @@ from services.gateway.app import create_app
 from shared.apikeys import create_api_key
 from shared.runner import EmbeddedServer
 from shared.settings import Settings
-from tests.conftest import delete_topology
+from tests.conftest import TELEGRAM_WEBHOOK_SECRET, delete_topology
 from tests.support import free_port
 
 # high enough that only the tests about rate limits ever meet one
@@ -63,12 +63,47 @@ class Gateway:
     def client(self, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, headers=headers or {}, timeout=20)
 
+    async def telegram_update(self, update: dict[str, Any], *, secret: str | None = None) -> Any:
+        """Post one bot update to the webhook as Telegram does (with its secret token)."""
+        token = TELEGRAM_WEBHOOK_SECRET if secret is None else secret
+        async with self.client({"X-Telegram-Bot-Api-Secret-Token": token}) as client:
+            return await client.post("/v1/telegram/webhook", json=update)
+
+    async def link_telegram(self, client: httpx.AsyncClient, chat_id: int) -> dict[str, Any]:
+        """Add a Telegram channel the way a user does: ask for it, then open its link
+        in the chat ``chat_id`` (Telegram sends the bot ``/start <code>``). The channel
+        as listed afterwards."""
+        created = await client.post("/v1/me/channels", json={"type": "telegram"})
+        assert created.status_code == 201, created.text
+        link = created.json()["link"]
+        prefix = f"https://t.me/{self.settings.telegram_bot_username}?start="
+        assert link.startswith(prefix), link
+        answer = await self.telegram_update(start_update(chat_id, link.removeprefix(prefix)))
+        assert answer.status_code == 200, answer.text
+        listed = (await client.get("/v1/me/channels")).json()
+        (channel,) = [c for c in listed if c["id"] == created.json()["id"]]
+        return dict(channel)
+
     async def user(self, user_id: str | None = None, *, email: str | None = None) -> str:
         """A user Herald knows (as ``user.signed_up`` leaves them); their id."""
         user_id = user_id or f"u-{uuid.uuid4().hex[:10]}"
         async with self.pool.acquire() as conn:
             await record_user(conn, user_id, email or f"{user_id}@example.com", "Ada", "UTC", "en")
         return user_id
+
+
+def start_update(chat_id: int, code: str, *, chat_type: str = "private") -> dict[str, Any]:
+    """The update Telegram posts when a user opens ``t.me/<bot>?start=<code>``."""
+    return {
+        "update_id": abs(chat_id) % 1_000_000,
+        "message": {
+            "message_id": 1,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": chat_type},
+            "from": {"id": abs(chat_id), "is_bot": False, "first_name": "Ada"},
+            "text": f"/start {code}",
+        },
+    }
 
 
 @pytest.fixture

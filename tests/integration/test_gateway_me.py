@@ -4,15 +4,16 @@ searches; and that no user reaches another's."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from services.dispatcher import recipients
 from shared.bus import Bus
 from shared.endpoints import create_endpoint
 from shared.events import Event
+from tests.integration.conftest import endpoint_sealer
 from tests.integration.gateway import Gateway, gateway, gateway_factory
 from tests.support import eventually
 
@@ -134,11 +135,10 @@ async def test_a_webhook_gets_a_secret_shown_once(gateway: Gateway) -> None:
     assert secret not in listed.text
     types = sorted(c["type"] for c in listed.json())
     assert types == ["email", "inapp", "webhook"]
-    # the dispatcher signs with the stored secret
-    stored = await gateway.pool.fetchval(
-        "SELECT secret FROM channel_endpoints WHERE id = $1", uuid.UUID(created.json()["id"])
-    )
-    assert stored == secret
+    # the dispatcher signs with the stored secret (sealed: test_sealed_endpoints.py)
+    stored = await recipients.load(gateway.pool, endpoint_sealer(), user)
+    assert stored is not None
+    assert [e.secret for e in stored.endpoints if e.type == "webhook"] == [secret]
 
 
 async def test_chat_webhook_urls_are_credentials_and_listed_masked(gateway: Gateway) -> None:
@@ -150,12 +150,9 @@ async def test_chat_webhook_urls_are_credentials_and_listed_masked(gateway: Gate
         assert created.status_code == 201
         assert created.json()["secret"] is None
         listed = await client.get("/v1/me/channels")
-        telegram = await client.post(
-            "/v1/me/channels", json={"type": "telegram", "chat_id": "-100123"}
-        )
+        telegram = await gateway.link_telegram(client, 4242)
     assert "very-secret-token" not in listed.text
-    assert telegram.status_code == 201
-    assert telegram.json()["chat_id"] == "-100123"
+    assert (telegram["chat_id"], telegram["status"]) == ("4242", "active")
 
 
 @pytest.mark.parametrize(
@@ -236,6 +233,8 @@ async def test_a_test_send_to_a_host_no_longer_listed_is_refused(
     [
         {"type": "telegram", "url": PUBLIC_HOOK},
         {"type": "telegram", "chat_id": "not a chat"},
+        # the bot would write to any chat it is in: chats are linked, never named
+        {"type": "telegram", "chat_id": "-100123"},
         {"type": "slack", "chat_id": "123"},
         {"type": "apprise", "url": PUBLIC_HOOK},
         {"type": "email", "url": PUBLIC_HOOK},

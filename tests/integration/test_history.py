@@ -10,6 +10,7 @@ import asyncpg
 
 from services.dispatcher import history, recipients
 from services.dispatcher.channels import Notification
+from tests.integration.conftest import endpoint_sealer
 
 REPEAT = timedelta(hours=24)
 
@@ -17,7 +18,7 @@ REPEAT = timedelta(hours=24)
 async def _user(conn: asyncpg.Connection) -> recipients.Recipient:
     user_id = f"u-{uuid.uuid4().hex[:10]}"
     await recipients.record_user(conn, user_id, f"{user_id}@example.com", "Ada", "UTC", "en")
-    found = await recipients.load(conn, user_id)
+    found = await recipients.load(conn, endpoint_sealer(), user_id)
     assert found is not None
     return found
 

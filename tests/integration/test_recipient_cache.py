@@ -15,7 +15,13 @@ from shared.bus import Bus
 from shared.endpoints import create_endpoint
 from shared.metrics import ServiceMetrics
 from shared.settings import Settings
-from tests.integration.conftest import Dispatcher, add_endpoint, publish, sign_up
+from tests.integration.conftest import (
+    Dispatcher,
+    add_endpoint,
+    endpoint_sealer,
+    publish,
+    sign_up,
+)
 from tests.integration.test_dispatcher import request
 from tests.receivers import Receiver
 from tests.support import eventually
@@ -112,7 +118,9 @@ async def test_a_lost_listening_connection_forgets_everything_and_comes_back(
             await conn.execute(
                 "UPDATE channel_endpoints SET enabled = false WHERE id = $1", first.id
             )
-            second = await create_endpoint(conn, user_id, "webhook", url=f"{new.url}/hook")
+            second = await create_endpoint(
+                conn, user_id, "webhook", sealer=endpoint_sealer(), url=f"{new.url}/hook"
+            )
 
         async def back() -> bool:
             pid = await listener_pid(pool)
@@ -165,14 +173,14 @@ async def test_a_read_overtaken_by_a_change_is_not_kept(
 
         async def slow_load(uid: str) -> Recipient | None:
             async with pool.acquire() as conn:
-                found = await load(conn, uid)
+                found = await load(conn, endpoint_sealer(), uid)
             await read_done.wait()  # the change lands between the read and its answer
             reads.append(found)
             return found
 
         async def fresh_load(uid: str) -> Recipient | None:
             async with pool.acquire() as conn:
-                found = await load(conn, uid)
+                found = await load(conn, endpoint_sealer(), uid)
             reads.append(found)
             return found
 

@@ -4,10 +4,14 @@ A webhook gets a generated ``whsec_`` secret, shown once in the ``201`` answer (
 receiver checks signatures with it, per Standard Webhooks). Discord, Slack and Teams
 take their incoming-webhook URL, whose host must be one of the vendor's
 (``HERALD_DISCORD_WEBHOOK_HOSTS``, ...; ``shared.webhook_hosts``, the rule the
-dispatcher applies again at every send), Telegram a chat id. Every URL is checked against
+dispatcher applies again at every send). Telegram takes nothing: the ``201`` carries a
+deep link to the bot, and the chat that opens it is bound (``telegram_links``); a
+chat id from the user is refused, since the bot would write to any chat it is in. Every URL is checked against
 SSRF before it is stored (its host must resolve to public addresses only, unless
 ``HERALD_ALLOW_PRIVATE_URLS`` exempts them); the dispatcher checks again at every
-connection. Chat webhook URLs are credentials, so listings show them masked.
+connection. URLs and secrets are credentials: they are stored sealed
+(``shared.sealing``), and every answer, the ``201`` included, shows a URL only as
+``scheme://host/…``.
 
 A test send publishes a ``notification.requested`` limited to the endpoint's channel
 type, which the dispatcher delivers like any other notification (so it reaches every
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -31,6 +35,7 @@ from shared.events import RequestNotification, new_event
 from shared.url_guard import UnsafeUrl
 from shared.webhook_hosts import webhook_hosts
 
+from .. import telegram_links
 from ..dependencies import CurrentUser, State, limited
 from ..ratelimit import Policy
 
@@ -38,8 +43,6 @@ router = APIRouter(prefix="/v1/me/channels", tags=["channels"])
 
 MAX_ENDPOINTS = 20
 BUILT_IN = frozenset({"email", "inapp"})
-MASKED = frozenset({"discord", "slack", "teams"})
-TELEGRAM_CHAT = r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$"
 
 
 class NewChannel(BaseModel):
@@ -47,15 +50,24 @@ class NewChannel(BaseModel):
 
     type: Literal["webhook", "discord", "slack", "teams", "telegram"]
     url: str | None = Field(default=None, min_length=8, max_length=2048)
-    chat_id: str | None = Field(default=None, pattern=TELEGRAM_CHAT)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_chat_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "chat_id" in data:
+            raise ValueError(
+                'a chat id is not accepted: add {"type": "telegram"} and open the '
+                "link in the answer in the chat that should get notifications"
+            )
+        return data
 
     @model_validator(mode="after")
     def _target_fits_type(self) -> NewChannel:
         if self.type == "telegram":
-            if self.chat_id is None or self.url is not None:
-                raise ValueError("a telegram channel takes a chat_id and no url")
-        elif self.url is None or self.chat_id is not None:
-            raise ValueError(f"a {self.type} channel takes a url and no chat_id")
+            if self.url is not None:
+                raise ValueError("a telegram channel takes no url: it is linked through the bot")
+        elif self.url is None:
+            raise ValueError(f"a {self.type} channel takes a url")
         return self
 
 
@@ -67,10 +79,12 @@ class ChannelChange(BaseModel):
 class Channel(BaseModel):
     id: uuid.UUID
     type: str
+    # pending: a Telegram channel whose link was not opened yet (never sent to)
+    status: Literal["active", "disabled", "pending"]
     enabled: bool
     # why Herald switched it off (permanent failures, a gone webhook); null when on
     disabled_reason: str | None
-    # chat webhook URLs are credentials: shown as scheme://host/… after creation
+    # URLs are credentials: shown only as scheme://host/…
     url: str | None
     chat_id: str | None
     # the e-mail channel's address
@@ -81,33 +95,33 @@ class Channel(BaseModel):
 class CreatedChannel(Channel):
     # a webhook's signing secret, shown only in this answer
     secret: str | None
+    # Telegram: open this link (in the chat to be notified) within 15 minutes
+    link: str | None = None
 
 
 class TestSend(BaseModel):
     event_id: str
 
 
-def _masked(type_: str, url: str | None) -> str | None:
-    if url is None or type_ not in MASKED:
-        return url
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}/…"
+def _pending(row: asyncpg.Record) -> bool:
+    return bool(row["type"] == "telegram" and row["chat_id"] is None)
 
 
 def _channel(row: asyncpg.Record) -> Channel:
     return Channel(
         id=row["id"],
         type=row["type"],
+        status="pending" if _pending(row) else "active" if row["enabled"] else "disabled",
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
-        url=_masked(row["type"], row["url"]),
+        url=row["url_shown"],
         chat_id=row["chat_id"],
         address=row["address"],
         created_at=row["created_at"],
     )
 
 
-_COLUMNS = "id, type, enabled, disabled_reason, url, chat_id, address, created_at"
+_COLUMNS = "id, type, enabled, disabled_reason, url_shown, chat_id, address, created_at"
 ChannelId = Annotated[uuid.UUID, Path(description="the channel endpoint's id")]
 
 
@@ -172,6 +186,11 @@ async def add_channel(
     user_id: CurrentUser, state: State, new: Annotated[NewChannel, Body()]
 ) -> CreatedChannel:
     await _known_user(state, user_id)
+    bot = state.settings.telegram_bot_username
+    if new.type == "telegram" and (bot is None or state.settings.telegram_webhook_secret is None):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "Telegram channels are not available on this server"
+        )
     if new.url is not None:
         _check_host(state, new.type, new.url)
         await _check_url(state, new.url)
@@ -187,12 +206,21 @@ async def add_channel(
             raise HTTPException(
                 status.HTTP_409_CONFLICT, f"at most {MAX_ENDPOINTS} channels per user"
             )
-        endpoint = await create_endpoint(conn, user_id, new.type, url=new.url, chat_id=new.chat_id)
+        link, secret = None, None
+        if new.type == "telegram":
+            assert bot is not None
+            endpoint_id, code = await telegram_links.add_pending(conn, user_id)
+            link = telegram_links.link_url(bot, code)
+        else:
+            endpoint = await create_endpoint(
+                conn, user_id, new.type, sealer=state.sealer, url=new.url
+            )
+            endpoint_id, secret = endpoint.id, endpoint.secret
         row = await conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM channel_endpoints WHERE id = $1", endpoint.id
+            f"SELECT {_COLUMNS} FROM channel_endpoints WHERE id = $1", endpoint_id
         )
     assert row is not None
-    return CreatedChannel(**_channel(row).model_dump(), secret=endpoint.secret)
+    return CreatedChannel(**_channel(row).model_dump(), secret=secret, link=link)
 
 
 @router.patch("/{channel_id}", response_model=Channel, dependencies=limited(Policy.SENSITIVE))
@@ -203,19 +231,29 @@ async def change_channel(
     change: Annotated[ChannelChange, Body()],
 ) -> Channel:
     """Switch a channel on or off; switching on clears a failure streak that made
-    Herald disable it."""
+    Herald disable it. A pending Telegram channel stays off until its link is opened."""
     row = await state.pool.fetchrow(
         f"""UPDATE channel_endpoints
             SET enabled = $3,
                 consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures END,
                 disabled_reason = CASE WHEN $3 THEN NULL ELSE 'switched off by the user' END
-            WHERE id = $1 AND user_id = $2
+            WHERE id = $1 AND user_id = $2 AND NOT (type = 'telegram' AND chat_id IS NULL)
             RETURNING {_COLUMNS}""",
         channel_id,
         user_id,
         change.enabled,
     )
     if row is None:
+        pending = await state.pool.fetchval(
+            "SELECT true FROM channel_endpoints WHERE id = $1 AND user_id = $2",
+            channel_id,
+            user_id,
+        )
+        if pending:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                "this Telegram channel is waiting for its link to be opened",
+            )
         raise _not_found()
     return _channel(row)
 
