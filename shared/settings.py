@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     scheduler_metrics_port: int = 9101
     matcher_metrics_port: int = 9102
     dispatcher_metrics_port: int = 9103
+    # the gateway's /metrics, apart from its public API port
+    gateway_metrics_port: int = 9104
 
     # the scheduler's cron table: entries added to (or replacing) the defaults, as JSON
     # {"name": "cron" | {"cron": ..., "timezone": ..., "catchup": ...} | "off"}

@@ -5,6 +5,8 @@ replicas, bounded bodies, and unsubscribe links."""
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -43,7 +45,7 @@ async def test_operators_see_queues_and_replay_or_drop_parked_messages(
         states = {q["queue"]: q for q in (await admin.get("/v1/admin/queues")).json()}
         assert states[f"{ns}.dispatcher.notifications"]["consumers"] >= 1
         # the same figures for Prometheus, read from the broker at the scrape
-        exposition = (await admin.get("/metrics")).text
+        exposition = await gateway.scrape()
         queue = f"{ns}.dispatcher.notifications"
         assert sample_value(exposition, "herald_queue_messages", queue=queue, state="parked") == 3
         assert sample_value(exposition, "herald_queue_messages", queue=queue, state="ready") == 0
@@ -218,8 +220,7 @@ async def test_metrics_count_requests_by_route_template(gateway: Gateway) -> Non
     async with gateway.as_user(user) as client:
         await client.get("/v1/me/preferences")
         await client.get("/v1/me/alerts/00000000-0000-0000-0000-000000000001")
-    async with gateway.client() as client:
-        exposition = (await client.get("/metrics")).text
+    exposition = await gateway.scrape()
     assert (
         'herald_http_requests_total{method="GET",route="/v1/me/preferences",'
         'service="gateway",status="200"} 1.0'
@@ -227,3 +228,31 @@ async def test_metrics_count_requests_by_route_template(gateway: Gateway) -> Non
     assert 'route="/v1/me/alerts/{alert_id}"' in exposition
     assert "00000000-0000-0000-0000-000000000001" not in exposition
     assert 'herald_live_sessions{service="gateway"} 0.0' in exposition
+
+
+async def test_metrics_are_not_served_on_the_public_api_port(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        assert (await client.get("/metrics")).status_code == 404
+    assert "herald_http_requests_total" in await gateway.scrape()
+
+
+async def test_callers_cannot_grow_the_metrics_with_request_methods(gateway: Gateway) -> None:
+    """HTTP allows any token as a method: each one a series, and 4 KB each, would let
+    anyone fill the gateway's memory and every scrape."""
+    async with gateway.client() as client:
+        for n in range(40):
+            method = f"X{n:02d}" + secrets.token_hex(512).upper()
+            await client.request(method, "/v1/me/preferences")
+            await client.request(method, f"/nowhere/{n}")
+        await client.request("GET", "/v1/me/preferences")
+    exposition = await gateway.scrape()
+    requests = [
+        line for line in exposition.splitlines() if line.startswith("herald_http_requests_total{")
+    ]
+    methods = {re.search(r'method="([^"]*)"', line)[1] for line in requests}  # type: ignore[index]
+    assert methods == {"GET", "OTHER"}
+    assert sample_value(
+        exposition, "herald_http_requests_total",
+        method="OTHER", route="/v1/me/preferences", status="405",
+    ) == 40  # fmt: skip
+    assert len(exposition) < 100_000
