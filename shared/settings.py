@@ -121,6 +121,12 @@ class Settings(BaseSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # Peers whose X-Forwarded-For names the real client (addresses or networks, "*"
+    # for any): the reverse proxy or Ingress controller in front of the gateway. Rate
+    # limits by client address key on that client; anyone else's header is ignored.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"]
+    )
     # End users' bearer tokens: HS256 signed with secret_key, or, when a JWKS URL is
     # set, RS256 signed by one of its keys (an identity provider's).
     jwt_jwks_url: str | None = None
@@ -214,6 +220,20 @@ class Settings(BaseSettings):
         if isinstance(parts, list):
             return [ipaddress.ip_network(str(p), strict=False) for p in parts]
         return parts
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        # uvicorn would take a typo as a host name that never matches: refuse it here
+        for entry in value:
+            if entry != "*":
+                ipaddress.ip_network(entry, strict=False)
+        return value
 
     @field_validator("retry_delays", "delivery_retry_delays", mode="before")
     @classmethod

@@ -126,15 +126,10 @@ def rate_limit(policy: Policy = Policy.DEFAULT) -> Callable[..., Awaitable[None]
     return dependency
 
 
-def rate_limit_by_client(policy: Policy = Policy.SENSITIVE) -> Callable[..., Awaitable[None]]:
-    """Per client address and route, for public routes (the link is the credential)."""
-
-    async def dependency(request: Request, state: State) -> None:
-        host = request.client.host if request.client else "unknown"
-        await enforce(state, f"ip:{host}", request, policy)
-
-    dependency.herald_rate_limit = policy  # type: ignore[attr-defined]
-    return dependency
+def client_address(connection: HTTPConnection) -> str:
+    """The caller's address: the peer's, or the one a trusted proxy forwarded
+    (uvicorn applies ``HERALD_FORWARDED_ALLOW_IPS`` before the request gets here)."""
+    return connection.client.host if connection.client else "unknown"
 
 
 def limited(policy: Policy = Policy.DEFAULT) -> list[params.Depends]:

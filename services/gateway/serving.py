@@ -1,5 +1,9 @@
 """The gateway's two servers: the API on ``HERALD_GATEWAY_PORT`` (what the Ingress
 exposes) and ``/metrics`` on ``HERALD_GATEWAY_METRICS_PORT`` (for Prometheus only).
+
+The API server reads the client's address from ``X-Forwarded-For`` only when the
+peer is one of ``HERALD_FORWARDED_ALLOW_IPS`` (the proxy in front), taking the
+nearest address that proxy did not vouch for; rate limits by client key on it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ def api_server(settings: Settings, app: FastAPI) -> EmbeddedServer:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=int(settings.drain_timeout),
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
     )
 

@@ -427,6 +427,10 @@ def test_the_ingress_routes_the_api_and_nothing_else() -> None:
     paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
     assert [(p["path"], p["pathType"]) for p in paths] == [("/v1", "Prefix")]
     assert {p["backend"]["service"]["port"]["name"] for p in paths} == {"http"}
+    # behind the controller every caller would share its address, unless its
+    # forwarded address is believed
+    settings = settings_from(config("overlays/production"), example_secret()["stringData"])
+    assert not set(settings.forwarded_allow_ips) <= {"127.0.0.1", "::1"}
 
 
 _UNITS = {
