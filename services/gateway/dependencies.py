@@ -51,7 +51,8 @@ async def authenticate(state: GatewayState, credential: str | None) -> Principal
         if key is None:
             raise AuthError("unknown or revoked API key")
         return Principal("key", key=key)
-    return Principal("user", user_id=await state.tokens.user_id(credential))
+    token = await state.tokens.verify(credential)
+    return Principal("user", user_id=token.user_id, valid_until=token.valid_until)
 
 
 async def caller(
