@@ -22,7 +22,9 @@ SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
 async def test_herald_up_runs_all_four_and_ctrl_c_stops_them(
     settings: Settings, tmp_path: Path
 ) -> None:
-    ports = dict(zip(SERVICES, free_ports(4), strict=True))
+    # and the gateway's metrics on a free port too: the default one may be taken here
+    *service_ports, gateway_metrics_port = free_ports(5)
+    ports = dict(zip(SERVICES, service_ports, strict=True))
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -32,6 +34,7 @@ async def test_herald_up_runs_all_four_and_ctrl_c_stops_them(
         "HERALD_DATA_DIR": str(tmp_path / "var"),
         "HERALD_GATEWAY_PORT": str(ports["gateway"]),
         **{f"HERALD_{n.upper()}_METRICS_PORT": str(ports[n]) for n in SERVICES[:3]},
+        "HERALD_GATEWAY_METRICS_PORT": str(gateway_metrics_port),
     }
     log = tmp_path / "up.log"
     with log.open("wb") as out:
