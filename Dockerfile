@@ -86,7 +86,7 @@ VOLUME ["/var/lib/herald"]
 USER 10001:10001
 
 # gateway HTTP; health and metrics of scheduler, matcher, dispatcher
-EXPOSE 8000 9101 9102 9103
+EXPOSE 8000 9101 9102 9103 9104
 
 # Each service drains in-flight messages on SIGTERM for HERALD_DRAIN_TIMEOUT (20 s):
 # give containers longer than that to stop (compose: stop_grace_period: 30s).

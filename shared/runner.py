@@ -123,6 +123,20 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
+async def start_serving(server: uvicorn.Server, what: str) -> asyncio.Task[None]:
+    """``server.serve()`` as a task, returned once it listens.
+
+    uvicorn reports a failed bind by exiting; a service nobody can probe or scrape
+    must not pretend to run, so that is a ``RuntimeError`` naming ``what``.
+    """
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            raise RuntimeError(f"cannot serve {what}")
+        await asyncio.sleep(0.02)
+    return serving
+
+
 # Collect the youngest generation after this many net allocations instead of 700.
 # Handlers' objects die by reference counting, not cycles: at 700 the dispatcher ran
 # 2,700 young collections in one benchmark run (1.0 s of its CPU), at 10,000 it ran 23
@@ -185,16 +199,10 @@ async def _serve(
             lifespan="off",
         )
     )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            # uvicorn reports a failed bind by exiting; a service nobody can probe
-            # or scrape must not pretend to run.
-            raise RuntimeError(
-                f"cannot serve health and metrics on {settings.metrics_host}:"
-                f"{settings.metrics_port(name)}"
-            )
-        await asyncio.sleep(0.02)
+    serving = await start_serving(
+        server,
+        f"health and metrics on {settings.metrics_host}:{settings.metrics_port(name)}",
+    )
     background = [asyncio.create_task(coro) for coro in background_work]
     await bus.start()
     log.info("service_started", metrics_port=settings.metrics_port(name))

@@ -198,6 +198,12 @@ class Settings(BaseSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # Peers whose X-Forwarded-For names the real client (addresses or networks, "*"
+    # for any): the reverse proxy or Ingress controller in front of the gateway. Rate
+    # limits by client address key on that client; anyone else's header is ignored.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"]
+    )
     # End users' bearer tokens: HS256 signed with secret_key, or, when a JWKS URL is
     # set, RS256 signed by one of its keys (an identity provider's).
     jwt_jwks_url: str | None = None
@@ -215,6 +221,8 @@ class Settings(BaseSettings):
     scheduler_metrics_port: int = 9101
     matcher_metrics_port: int = 9102
     dispatcher_metrics_port: int = 9103
+    # the gateway's /metrics, apart from its public API port
+    gateway_metrics_port: int = 9104
 
     # the scheduler's cron table: entries added to (or replacing) the defaults, as JSON
     # {"name": "cron" | {"cron": ..., "timezone": ..., "catchup": ...} | "off"}
@@ -372,6 +380,20 @@ class Settings(BaseSettings):
                     f"encryption key {position} is not a Fernet key (url-safe base64 of 32 "
                     'bytes, as `herald keys generate` prints) nor "derived"'
                 )
+        return value
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        # uvicorn would take a typo as a host name that never matches: refuse it here
+        for entry in value:
+            if entry != "*":
+                ipaddress.ip_network(entry, strict=False)
         return value
 
     @field_validator("retry_delays", "delivery_retry_delays", mode="before")

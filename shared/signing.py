@@ -21,7 +21,11 @@ class BadToken(ValueError):
 
 
 class ExpiredToken(BadToken):
-    pass
+    """A token we signed, too old to honour; ``value`` is what it carried."""
+
+    def __init__(self, reason: str, value: str) -> None:
+        super().__init__(reason)
+        self.value = value
 
 
 def _b64(data: bytes) -> str:
@@ -77,10 +81,11 @@ def unsubscribe_url(settings: Settings, user_id: str, *, now: float | None = Non
 
 def unsubscribing_user(settings: Settings, token: str, *, now: float | None = None) -> str:
     """Whose unsubscribe link ``token`` is; ``BadToken`` if it is not one of ours,
-    ``ExpiredToken`` (a ``BadToken``) if it was but is too old."""
+    ``ExpiredToken`` (a ``BadToken``, whose ``value`` is the user id) if it was but
+    is too old."""
     expires, sep, user_id = unsign(_secret(settings), UNSUBSCRIBE, token).partition(":")
     if not sep or not expires.isdigit():
         raise BadToken("malformed token")
     if (time.time() if now is None else now) >= int(expires):
-        raise ExpiredToken("expired")
+        raise ExpiredToken("expired", user_id)
     return user_id

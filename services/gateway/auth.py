@@ -8,7 +8,9 @@ A user's token is a JWT whose ``sub`` is the user id the product told Herald abo
 ``HERALD_JWT_JWKS_URL`` set it is RS256, signed by a key of that set, and HS256 is
 no longer accepted (one issuer per deployment, so a leaked Herald secret cannot mint
 tokens the identity provider never issued). ``exp`` and ``sub`` are required;
-``aud`` and ``iss`` are checked when configured.
+``aud`` and ``iss`` are checked when configured. A token holds until its ``exp``
+plus ``LEEWAY_SECONDS`` (clock skew): that is also when a live stream opened with it
+is closed.
 """
 
 from __future__ import annotations
@@ -43,12 +45,22 @@ class Principal:
     kind: Literal["user", "key"]
     user_id: str | None = None
     key: ApiKey | None = None
+    # Unix time the credential stops being accepted: a user token's; an API key
+    # holds until revoked (None)
+    valid_until: float | None = None
 
     @property
     def rate_key(self) -> str:
         return (
             f"u:{self.user_id}" if self.kind == "user" else f"k:{self.key.id if self.key else ''}"
         )
+
+
+@dataclass(frozen=True)
+class UserToken:
+    user_id: str
+    # its exp plus the leeway, Unix seconds
+    valid_until: float
 
 
 def looks_like_api_key(credential: str) -> bool:
@@ -72,6 +84,9 @@ class TokenVerifier:
             self._secret = settings.secret_key.get_secret_value()
 
     async def user_id(self, token: str) -> str:
+        return (await self.verify(token)).user_id
+
+    async def verify(self, token: str) -> UserToken:
         key: Any
         if self._jwks is not None:
             algorithms = ["RS256"]
@@ -106,4 +121,5 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject or len(subject) > MAX_USER_ID:
             raise AuthError("the token's sub is not a user id")
-        return subject
+        # required and checked to be a number by decode
+        return UserToken(subject, float(claims["exp"]) + LEEWAY_SECONDS)

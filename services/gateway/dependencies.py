@@ -51,7 +51,8 @@ async def authenticate(state: GatewayState, credential: str | None) -> Principal
         if key is None:
             raise AuthError("unknown, revoked or expired API key")
         return Principal("key", key=key)
-    return Principal("user", user_id=await state.tokens.user_id(credential))
+    token = await state.tokens.verify(credential)
+    return Principal("user", user_id=token.user_id, valid_until=token.valid_until)
 
 
 async def caller(
@@ -126,12 +127,18 @@ def rate_limit(policy: Policy = Policy.DEFAULT) -> Callable[..., Awaitable[None]
     return dependency
 
 
+def client_address(connection: HTTPConnection) -> str:
+    """The caller's address: the peer's, or the one a trusted proxy forwarded
+    (uvicorn applies ``HERALD_FORWARDED_ALLOW_IPS`` before the request gets here)."""
+    return connection.client.host if connection.client else "unknown"
+
+
 def rate_limit_by_client(policy: Policy = Policy.SENSITIVE) -> Callable[..., Awaitable[None]]:
-    """Per client address and route, for public routes (the link is the credential)."""
+    """Per client address and route, for public routes whose caller has no identity
+    of its own (Telegram's servers)."""
 
     async def dependency(request: Request, state: State) -> None:
-        host = request.client.host if request.client else "unknown"
-        await enforce(state, f"ip:{host}", request, policy)
+        await enforce(state, f"ip:{client_address(request)}", request, policy)
 
     dependency.herald_rate_limit = policy  # type: ignore[attr-defined]
     return dependency

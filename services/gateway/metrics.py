@@ -1,7 +1,12 @@
 """The gateway's own series, beside the bus metrics every service has: requests by
-route template (never the raw path, whose ids would make a series per user) and
-status, their latency, the live sessions this replica holds, and the depth of every
-work queue Herald declares (read from the broker when Prometheus scrapes)."""
+method, route template and status, their latency, the live sessions this replica holds, and the depth of every
+work queue Herald declares (read from the broker when Prometheus scrapes).
+
+Every label a request could choose is bounded, or each caller could add series
+until the gateway runs out of memory: the route is its template (never the raw
+path, whose ids would make a series per user) or ``unmatched``, the method one of
+``KNOWN_METHODS`` or ``OTHER`` (HTTP allows any token as a method).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,17 @@ from shared.metrics import LATENCY_BUCKETS, ServiceMetrics
 from shared.settings import Settings
 
 log = structlog.get_logger("herald.gateway")
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "OTHER"
+
+
+def status_label(status: int) -> str:
+    # the application's own answer, but a label is bounded here, not by convention
+    return str(status) if 100 <= status <= 599 else "other"
 
 
 class GatewayMetrics:
@@ -155,9 +171,9 @@ class RecordRequests:
             await self.app(scope, receive, recording_send)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope.get("method", "")
+            method = method_label(scope.get("method", ""))
             service = self.metrics.base.service
-            self.metrics.requests.labels(service, method, route, str(status)).inc()
+            self.metrics.requests.labels(service, method, route, status_label(status)).inc()
             self.metrics.latency.labels(service, method, route).observe(
                 time.perf_counter() - started
             )

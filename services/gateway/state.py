@@ -28,7 +28,7 @@ class GatewayState:
     url_guard: UrlGuard
     # this replica's open live streams, fed from the bus
     hub: LiveHub
-    # the work queues' depths, read from the broker for /metrics
+    # the work queues' depths, read from the broker for each scrape of /metrics
     queue_depths: QueueDepths
     # seals the URLs and secrets of the channels users add
     sealer: Sealer

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from shared.settings import Settings
-from tests.conftest import delete_topology
+from tests.conftest import SECRET_KEY, delete_topology
 from tests.support import eventually, free_ports, queues_named
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,13 +44,15 @@ class Platform:
         )
 
     async def ready(self) -> bool:
-        """True when every service answers /readyz with 200."""
+        """True when every service answers /readyz with 200 (the gateway on its API's
+        port, the workers on their metrics port)."""
         async with httpx.AsyncClient(timeout=2) as client:
             for name, url in self.metrics.items():
                 if self.processes[name].poll() is not None:
                     raise AssertionError(f"{name} exited:\n{self.log_text()}")
+                health = self.gateway if name == "gateway" else url
                 try:
-                    if (await client.get(f"{url}/readyz")).status_code != 200:
+                    if (await client.get(f"{health}/readyz")).status_code != 200:
                         return False
                 except httpx.HTTPError:
                     return False
@@ -75,7 +77,9 @@ class Platform:
 
 @pytest.fixture
 async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform]:
-    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+    # each service's metrics port, and the gateway's API
+    *metrics_ports, api_port = free_ports(len(SERVICES) + 1)
+    ports = dict(zip(SERVICES, metrics_ports, strict=True))
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -84,10 +88,11 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
         "HERALD_DATABASE_URL": settings.database_url.get_secret_value(),
         "HERALD_NAMESPACE": settings.namespace,
         "HERALD_DATA_DIR": str(settings.data_dir),
-        "HERALD_SECRET_KEY": "e2e-secret-key-0123456789abcdef-0123",
+        "HERALD_SECRET_KEY": SECRET_KEY,
         "HERALD_RETRY_DELAYS": "0.2,0.4",
         "HERALD_ALLOW_PRIVATE_URLS": "127.0.0.0/8",
-        "HERALD_GATEWAY_PORT": str(ports["gateway"]),
+        "HERALD_GATEWAY_PORT": str(api_port),
+        "HERALD_GATEWAY_METRICS_PORT": str(ports["gateway"]),
         "HERALD_SCHEDULER_METRICS_PORT": str(ports["scheduler"]),
         "HERALD_MATCHER_METRICS_PORT": str(ports["matcher"]),
         "HERALD_DISPATCHER_METRICS_PORT": str(ports["dispatcher"]),
@@ -101,7 +106,7 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
     logs.mkdir()
     processes: dict[str, subprocess.Popen[bytes]] = {}
     base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    platform = Platform(env, base["gateway"], base, processes, logs)
+    platform = Platform(env, f"http://127.0.0.1:{api_port}", base, processes, logs)
     for name in SERVICES:
         platform.start(name)
 

@@ -7,31 +7,56 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
+import pytest
 
 from shared.settings import Settings
-from tests.conftest import delete_topology
+from tests.conftest import SERVER_URL, delete_topology
 from tests.support import eventually, free_ports, queues_named
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
 
 
+@pytest.fixture
+def fresh_database_url() -> Iterator[str]:
+    """A database of its own, as on a fresh machine: the services make their dev
+    secret under the data dir, and the endpoints other tests sealed under the tests'
+    key would rightly stop them (keys that open nothing stored refuse to start)."""
+    name = f"herald_up_{uuid.uuid4().hex[:10]}"
+    yield f"{SERVER_URL}/{name}"
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(f"{SERVER_URL}/postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
 async def test_herald_up_runs_all_four_and_ctrl_c_stops_them(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, fresh_database_url: str
 ) -> None:
-    ports = dict(zip(SERVICES, free_ports(4), strict=True))
+    # and the gateway's metrics on a free port too: the default one may be taken here
+    *service_ports, gateway_metrics_port = free_ports(5)
+    ports = dict(zip(SERVICES, service_ports, strict=True))
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "HERALD_AMQP_URL": settings.amqp_url.get_secret_value(),
-        "HERALD_DATABASE_URL": settings.database_url.get_secret_value(),
+        "HERALD_DATABASE_URL": fresh_database_url,
         "HERALD_NAMESPACE": settings.namespace,
         "HERALD_DATA_DIR": str(tmp_path / "var"),
         "HERALD_GATEWAY_PORT": str(ports["gateway"]),
         **{f"HERALD_{n.upper()}_METRICS_PORT": str(ports[n]) for n in SERVICES[:3]},
+        "HERALD_GATEWAY_METRICS_PORT": str(gateway_metrics_port),
     }
     log = tmp_path / "up.log"
     with log.open("wb") as out:

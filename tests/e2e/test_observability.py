@@ -203,7 +203,7 @@ def test_rabbitmq_exporter_has_the_series_the_board_reads(settings: Settings) ->
 
 
 # the Compose targets of prometheus.yml, by service
-PORTS = (("gateway", 8000), ("scheduler", 9101), ("matcher", 9102), ("dispatcher", 9103))
+PORTS = (("gateway", 9104), ("scheduler", 9101), ("matcher", 9102), ("dispatcher", 9103))
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The gateway served by uvicorn on a free port, in-process, against the test's
-broker namespace and database; and the credentials its callers hold.
+"""The gateway served by uvicorn on free ports (its API and its metrics), in-process,
+against the test's broker namespace and database; and the credentials its callers
+hold.
 
 Test modules import the fixtures they use from here (``from tests.integration.gateway
 import gateway``), so the shared conftest stays as it is.
@@ -18,15 +19,15 @@ import asyncpg
 import httpx
 import jwt
 import pytest
-import uvicorn
 
 from services.dispatcher.recipients import record_user
 from services.gateway.app import create_app
+from services.gateway.serving import api_server, metrics_server
 from shared.apikeys import create_api_key
-from shared.runner import EmbeddedServer
+from shared.runner import EmbeddedServer, start_serving
 from shared.settings import Settings
 from tests.conftest import TELEGRAM_WEBHOOK_SECRET, delete_topology
-from tests.support import free_port
+from tests.support import free_ports
 
 # high enough that only the tests about rate limits ever meet one
 GENEROUS = {
@@ -39,6 +40,8 @@ GENEROUS = {
 @dataclass
 class Gateway:
     url: str
+    # where Prometheus scrapes it: /metrics is not on the API's port
+    metrics_url: str
     settings: Settings
     pool: asyncpg.Pool
     app: Any
@@ -84,6 +87,12 @@ class Gateway:
         (channel,) = [c for c in listed if c["id"] == created.json()["id"]]
         return dict(channel)
 
+    async def scrape(self) -> str:
+        async with httpx.AsyncClient(timeout=20) as client:
+            response = await client.get(f"{self.metrics_url}/metrics")
+        assert response.status_code == 200, response.text
+        return response.text
+
     async def user(self, user_id: str | None = None, *, email: str | None = None) -> str:
         """A user Herald knows (as ``user.signed_up`` leaves them); their id."""
         user_id = user_id or f"u-{uuid.uuid4().hex[:10]}"
@@ -110,39 +119,42 @@ def start_update(chat_id: int, code: str, *, chat_type: str = "private") -> dict
 async def gateway_factory(
     settings: Settings, pool: asyncpg.Pool
 ) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
-    """Start gateways (each a replica on its own port); all stopped at the end."""
+    """Start gateways (each a replica on its own ports, served as ``python -m
+    services.gateway`` serves them); all stopped at the end."""
     started: list[tuple[EmbeddedServer, asyncio.Task[None], Any]] = []
 
     async def start(**overrides: Any) -> Gateway:
-        s = settings.model_copy(update={**GENEROUS, **overrides})
-        app = create_app(s)
-        port = free_port()
-        server = EmbeddedServer(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=port,
-                log_config=None,
-                access_log=False,
-                timeout_graceful_shutdown=2,
-            )
+        api_port, metrics_port = free_ports(2)
+        s = settings.model_copy(
+            update={
+                **GENEROUS,
+                "gateway_host": "127.0.0.1",
+                "gateway_port": api_port,
+                "metrics_host": "127.0.0.1",
+                "gateway_metrics_port": metrics_port,
+                **overrides,
+            }
         )
-        task = asyncio.create_task(server.serve())
-        started.append((server, task, app))
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the gateway did not start")
-            await asyncio.sleep(0.02)
+        app = create_app(s)
+        # the API first: it is stopped first, as in production
+        for server in (api_server(s, app), metrics_server(s, app)):
+            started.append((server, await start_serving(server, "the gateway"), app))
         await app.state.herald.bus.start(wait=10)
-        return Gateway(f"http://127.0.0.1:{port}", s, pool, app)
+        return Gateway(
+            f"http://127.0.0.1:{s.gateway_port}",
+            f"http://127.0.0.1:{s.gateway_metrics_port}",
+            s,
+            pool,
+            app,
+        )
 
     try:
         yield start
     finally:
         queues: list[str] = []
         for server, task, app in started:
-            queues += app.state.herald.bus.queues
+            if server.config.lifespan != "off":  # the API's: it holds the bus
+                queues += app.state.herald.bus.queues
             server.should_exit = True
             await asyncio.wait_for(task, 30)
         await delete_topology(settings.namespace, queues)

@@ -12,8 +12,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 import websockets
 
+from services.gateway.auth import LEEWAY_SECONDS
 from shared.bus import Bus
 from shared.events import RequestNotification
 from tests.integration.conftest import Dispatcher, publish, sign_up
@@ -220,6 +222,40 @@ async def test_the_websocket_stream_pushes_new_notifications(
                 assert message["type"] == "notification"
                 titles.append(message["notification"]["title"])
     assert titles[-1] == "Live!"
+
+
+async def test_live_sessions_end_when_their_token_expires(gateway: Gateway) -> None:
+    """A stream lasts no longer than its token: the client must come back with a
+    fresh one. These tokens are past their exp but within the leeway auth allows for
+    clock skew, so they are accepted with a few seconds left."""
+    user = await gateway.user()
+    nearly_expired = gateway.token(user, ttl=3 - LEEWAY_SECONDS)
+    path = "/v1/me/notifications/stream"
+    async with (
+        gateway.client({"Authorization": f"Bearer {nearly_expired}"}) as client,
+        sse(client, path) as events,
+    ):
+        assert (await asyncio.wait_for(anext(events), 10))["event"] == "ready"
+        last = await asyncio.wait_for(anext(events), 15)
+        assert last["event"] == "expired"
+        assert json.loads(last["data"]) == {"reason": "token expired"}
+        with pytest.raises(StopAsyncIteration):  # the server ended the stream
+            await asyncio.wait_for(anext(events), 10)
+
+    ws_url = gateway.url.replace("http://", "ws://") + "/v1/me/notifications/ws"
+    nearly_expired = gateway.token(user, ttl=3 - LEEWAY_SECONDS)
+    async with (
+        websockets.connect(f"{ws_url}?access_token={gateway.token(user)}") as fresh,
+        websockets.connect(f"{ws_url}?access_token={nearly_expired}") as ws,
+    ):
+        for session in (fresh, ws):
+            assert json.loads(await asyncio.wait_for(session.recv(), 10))["type"] == "ready"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 15)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "token expired")
+        # a session whose token holds stays open
+        await asyncio.wait_for(await fresh.ping(), 5)
 
 
 async def test_the_streams_refuse_callers_without_a_user_token(gateway: Gateway) -> None:

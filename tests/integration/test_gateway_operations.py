@@ -5,6 +5,8 @@ replicas, bounded bodies, and unsubscribe links."""
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -43,7 +45,7 @@ async def test_operators_see_queues_and_replay_or_drop_parked_messages(
         states = {q["queue"]: q for q in (await admin.get("/v1/admin/queues")).json()}
         assert states[f"{ns}.dispatcher.notifications"]["consumers"] >= 1
         # the same figures for Prometheus, read from the broker at the scrape
-        exposition = (await admin.get("/metrics")).text
+        exposition = await gateway.scrape()
         queue = f"{ns}.dispatcher.notifications"
         assert sample_value(exposition, "herald_queue_messages", queue=queue, state="parked") == 3
         assert sample_value(exposition, "herald_queue_messages", queue=queue, state="ready") == 0
@@ -205,6 +207,61 @@ async def test_unsubscribe_links_work_when_signed_and_fail_when_tampered_or_expi
         assert (await client.post(link)).status_code == 200  # again: still fine
 
 
+def _local(gateway: Gateway, link: str) -> str:
+    return link.replace(gateway.settings.public_url, gateway.url)
+
+
+async def test_a_flood_of_bad_links_does_not_refuse_a_real_one_click_unsubscribe(
+    gateway_factory: Callable[..., Awaitable[Gateway]],
+) -> None:
+    """Behind an Ingress every caller can share one address: one of them sending bad
+    links must not 429 everybody's real unsubscribe. A real link is limited by its
+    own user's bucket, and still limited."""
+    gw = await gateway_factory(gateway_sensitive_rate_per_minute=3)
+    ada, bob = await gw.user(), await gw.user()
+    bad = signing.unsubscribe_url(gw.settings, ada).rsplit("/", 1)[1][:-4] + "AAAA"
+    async with gw.client() as client:
+        flood = [(await client.post(f"/v1/unsubscribe/{bad}")).status_code for _ in range(5)]
+        assert flood == [400, 400, 400, 429, 429]
+        # the same address, a real link: answered
+        one_click = await client.post(
+            _local(gw, signing.unsubscribe_url(gw.settings, ada)),
+            data={"List-Unsubscribe": "One-Click"},
+        )
+        assert one_click.status_code == 200
+        assert not await _email_enabled(gw, ada)
+        # a user's own link is still limited, whoever sends it, and only theirs
+        link = _local(gw, signing.unsubscribe_url(gw.settings, ada))
+        assert [(await client.post(link)).status_code for _ in range(3)] == [200, 200, 429]
+        assert (
+            await client.post(_local(gw, signing.unsubscribe_url(gw.settings, bob)))
+        ).status_code == 200
+
+
+async def test_the_client_address_is_the_forwarded_one_only_from_trusted_proxies(
+    gateway_factory: Callable[..., Awaitable[Gateway]],
+) -> None:
+    """HERALD_FORWARDED_ALLOW_IPS: behind a trusted proxy, callers are told apart by
+    the address it forwards; from anyone else, X-Forwarded-For is ignored."""
+
+    async def bad_links(gw: Gateway, client_ip: str, count: int) -> list[int]:
+        async with gw.client({"X-Forwarded-For": client_ip}) as client:
+            return [(await client.get("/v1/unsubscribe/x.y")).status_code for _ in range(count)]
+
+    behind = await gateway_factory(
+        gateway_sensitive_rate_per_minute=2, forwarded_allow_ips=["127.0.0.0/8"]
+    )
+    assert await bad_links(behind, "203.0.113.7", 3) == [400, 400, 429]
+    assert await bad_links(behind, "203.0.113.8", 1) == [400]
+
+    # the test's connections come from 127.0.0.1, which this one does not trust
+    exposed = await gateway_factory(
+        gateway_sensitive_rate_per_minute=2, forwarded_allow_ips=["192.0.2.1"]
+    )
+    assert await bad_links(exposed, "203.0.113.7", 3) == [400, 400, 429]
+    assert await bad_links(exposed, "203.0.113.8", 1) == [429]
+
+
 async def _email_enabled(gateway: Gateway, user: str) -> bool:
     return bool(
         await gateway.pool.fetchval(
@@ -218,8 +275,7 @@ async def test_metrics_count_requests_by_route_template(gateway: Gateway) -> Non
     async with gateway.as_user(user) as client:
         await client.get("/v1/me/preferences")
         await client.get("/v1/me/alerts/00000000-0000-0000-0000-000000000001")
-    async with gateway.client() as client:
-        exposition = (await client.get("/metrics")).text
+    exposition = await gateway.scrape()
     assert (
         'herald_http_requests_total{method="GET",route="/v1/me/preferences",'
         'service="gateway",status="200"} 1.0'
@@ -227,3 +283,31 @@ async def test_metrics_count_requests_by_route_template(gateway: Gateway) -> Non
     assert 'route="/v1/me/alerts/{alert_id}"' in exposition
     assert "00000000-0000-0000-0000-000000000001" not in exposition
     assert 'herald_live_sessions{service="gateway"} 0.0' in exposition
+
+
+async def test_metrics_are_not_served_on_the_public_api_port(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        assert (await client.get("/metrics")).status_code == 404
+    assert "herald_http_requests_total" in await gateway.scrape()
+
+
+async def test_callers_cannot_grow_the_metrics_with_request_methods(gateway: Gateway) -> None:
+    """HTTP allows any token as a method: each one a series, and 4 KB each, would let
+    anyone fill the gateway's memory and every scrape."""
+    async with gateway.client() as client:
+        for n in range(40):
+            method = f"X{n:02d}" + secrets.token_hex(512).upper()
+            await client.request(method, "/v1/me/preferences")
+            await client.request(method, f"/nowhere/{n}")
+        await client.request("GET", "/v1/me/preferences")
+    exposition = await gateway.scrape()
+    requests = [
+        line for line in exposition.splitlines() if line.startswith("herald_http_requests_total{")
+    ]
+    methods = {re.search(r'method="([^"]*)"', line)[1] for line in requests}  # type: ignore[index]
+    assert methods == {"GET", "OTHER"}
+    assert sample_value(
+        exposition, "herald_http_requests_total",
+        method="OTHER", route="/v1/me/preferences", status="405",
+    ) == 40  # fmt: skip
+    assert len(exposition) < 100_000

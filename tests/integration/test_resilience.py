@@ -16,6 +16,7 @@ import pytest
 from shared.bus import Bus
 from shared.events import Event
 from shared.settings import Settings
+from tests.conftest import SECRET_KEY
 from tests.support import eventually, free_port, notification, queue_depth, rabbitmqctl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +121,7 @@ def _start_worker(
         "HERALD_DATABASE_URL": settings.database_url.get_secret_value(),
         "HERALD_NAMESPACE": settings.namespace,
         "HERALD_DATA_DIR": str(settings.data_dir),
-        "HERALD_SECRET_KEY": "resilience-secret-key-0123456789abcdef",
+        "HERALD_SECRET_KEY": SECRET_KEY,
         "HERALD_DISPATCHER_METRICS_PORT": str(free_port()),
         "HERALD_DRAIN_TIMEOUT": str(drain),
         "HERALD_RETRY_DELAYS": ",".join(str(d) for d in settings.retry_delays),

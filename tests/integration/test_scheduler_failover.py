@@ -23,7 +23,7 @@ import httpx
 from shared.bus import Bus
 from shared.events import Event
 from shared.settings import Settings
-from tests.conftest import delete_topology
+from tests.conftest import SECRET_KEY, delete_topology
 from tests.support import eventually, free_ports, queues_named
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ async def test_killing_the_leader_loses_no_slot_and_repeats_none(
         "HERALD_DATABASE_URL": settings.database_url.get_secret_value(),
         "HERALD_NAMESPACE": settings.namespace,
         "HERALD_DATA_DIR": str(settings.data_dir),
-        "HERALD_SECRET_KEY": "failover-secret-key-0123456789abcdef",
+        "HERALD_SECRET_KEY": SECRET_KEY,
         "HERALD_SCHEDULER_LEASE_SECONDS": str(LEASE),
         "HERALD_SCHEDULES": json.dumps({"second": "@every 1s"}),
     }

@@ -400,7 +400,10 @@ def test_probes_ask_each_service_on_its_own_port(name: str) -> None:
     for service, deployment in deployments(name).items():
         c = container(deployment)
         expected = _service_port(service, settings)
-        assert [p["containerPort"] for p in c["ports"]] == [expected]
+        metrics = settings.metrics_port(service)
+        # the gateway's metrics apart from its API; the workers' beside their health
+        assert [p["containerPort"] for p in c["ports"]] == list(dict.fromkeys([expected, metrics]))
+        assert _port(deployment, "metrics") == metrics
         for probe, path in (
             ("startupProbe", "/healthz"),
             ("livenessProbe", "/healthz"),
@@ -413,7 +416,30 @@ def test_probes_ask_each_service_on_its_own_port(name: str) -> None:
         startup = c["startupProbe"]
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/port"] == str(expected)
+        assert annotations["prometheus.io/port"] == str(metrics)
+
+
+def test_prometheus_scrapes_every_pod_on_its_metrics_port() -> None:
+    (monitor,) = of_kind(render("base+components/monitoring"), "PodMonitor")
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    ]
+
+
+def test_the_ingress_routes_the_api_and_nothing_else() -> None:
+    """The public side: /v1 to the Service's API port, which is the only port the
+    Service has (metrics, probes and /docs stay inside)."""
+    docs = render("overlays/production")
+    (service,) = [s for s in of_kind(docs, "Service") if s["metadata"]["name"] == "herald-gateway"]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    (ingress,) = of_kind(docs, "Ingress")
+    paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert [(p["path"], p["pathType"]) for p in paths] == [("/v1", "Prefix")]
+    assert {p["backend"]["service"]["port"]["name"] for p in paths} == {"http"}
+    # behind the controller every caller would share its address, unless its
+    # forwarded address is believed
+    settings = settings_from(config("overlays/production"), example_secret()["stringData"])
+    assert not set(settings.forwarded_allow_ips) <= {"127.0.0.1", "::1"}
 
 
 _UNITS = {
@@ -736,7 +762,7 @@ def test_the_api_is_open_and_metrics_are_open_to_prometheus(name: str) -> None:
     settings = settings_from(config(name), filled_secret())
     gateway = _allowed_ports(name, "gateway", "ingress")
     assert gateway[settings.gateway_port] == [{}]  # from anywhere
-    for service in ("dispatcher", "matcher", "scheduler"):
+    for service in SERVICES:
         peers = _allowed_ports(name, service, "ingress")[settings.metrics_port(service)]
         assert peers, service
         assert all("namespaceSelector" in p for p in peers), service

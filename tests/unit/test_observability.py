@@ -35,7 +35,7 @@ from tests.observability import (
 __all__ = ["promtool"]
 
 SERVICES = {
-    "herald-gateway": "gateway:8000",
+    "herald-gateway": "gateway:9104",
     "herald-scheduler": "scheduler:9101",
     "herald-matcher": "matcher:9102",
     "herald-dispatcher": "dispatcher:9103",

@@ -413,7 +413,7 @@ def test_the_image_serves_and_probes_every_service() -> None:
     env = dockerfile_env("runtime")
     assert env["HERALD_GATEWAY_HOST"] == env["HERALD_METRICS_HOST"] == "0.0.0.0"
     fields = Settings.model_fields
-    ports = {fields[f"{s}_metrics_port"].default for s in HERALD[1:]}
+    ports = {fields[f"{s}_metrics_port"].default for s in HERALD}
     ports.add(fields["gateway_port"].default)
     assert set(map(int, one("runtime", "EXPOSE").split())) == ports
     healthcheck = one("runtime", "HEALTHCHECK")

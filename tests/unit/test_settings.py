@@ -36,8 +36,10 @@ def test_defaults_work_on_a_developer_machine() -> None:
 def test_lists_are_read_as_comma_separated_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HERALD_RETRY_DELAYS", "0.5, 2,10")
     monkeypatch.setenv("HERALD_ALLOW_PRIVATE_URLS", "10.1.2.0/24,fd00::1")
+    monkeypatch.setenv("HERALD_FORWARDED_ALLOW_IPS", "10.0.0.0/8, fd00::/8")
     settings = Settings()
     assert settings.retry_delays == [0.5, 2.0, 10.0]
+    assert settings.forwarded_allow_ips == ["10.0.0.0/8", "fd00::/8"]
     assert settings.allow_private_urls == [
         ipaddress.ip_network("10.1.2.0/24"),
         ipaddress.ip_network("fd00::1/128"),
@@ -53,6 +55,7 @@ def test_lists_are_read_as_comma_separated_values(monkeypatch: pytest.MonkeyPatc
         ("HERALD_NAMESPACE", "Has Spaces", "namespace must match"),
         ("HERALD_PREFETCH", "0", "greater than or equal to 1"),
         ("HERALD_SMTP_TLS", "maybe", "'none', 'starttls' or 'tls'"),
+        ("HERALD_FORWARDED_ALLOW_IPS", "ingress-nginx", "does not appear to be an IPv4 or IPv6"),
     ],
 )
 def test_bad_values_are_refused_with_a_reason(

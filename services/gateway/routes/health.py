@@ -1,15 +1,13 @@
-"""Liveness, readiness and metrics: public, for the orchestrator and Prometheus."""
+"""Liveness and readiness: public, for the orchestrator. (``/metrics`` is not here:
+it has a port of its own, ``exposition.py``.)"""
 
 from __future__ import annotations
-
-import functools
 
 from fastapi import APIRouter, Response
 
 from shared.runner import readiness
 
 from ..dependencies import State
-from ..metrics import read_queues
 
 router = APIRouter(tags=["health"])
 
@@ -22,11 +20,3 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(state: State) -> Response:
     return await readiness(state.bus, state.pool)
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics(state: State) -> Response:
-    # the queue depths are the broker's figures of the moment, read for the scrape
-    await state.queue_depths.refresh(functools.partial(read_queues, state.bus, state.settings))
-    body, content_type = state.metrics.exposition()
-    return Response(body, media_type=content_type)

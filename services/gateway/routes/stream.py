@@ -7,12 +7,18 @@ set headers on ``EventSource`` and ``WebSocket``, as ``?access_token=`` (the gat
 writes no access log, so it lands nowhere). The first message is ``ready`` with the
 unread count; then one ``notification`` per new item (the inbox item's fields).
 A client that reconnects catches up with ``GET /v1/me/notifications?since=``.
+
+A session lasts no longer than the token that opened it (until its ``exp``, plus
+the leeway auth allows): then the SSE stream sends ``expired`` and ends, the
+WebSocket closes with 1008 (policy violation) and ``token expired``. The client
+reconnects with a fresh token; a revoked or stolen one stops working by then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -22,7 +28,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.websockets import WebSocketDisconnect
 
 from .. import inbox
-from ..auth import AuthError, KeysUnavailable
+from ..auth import AuthError, KeysUnavailable, Principal
 from ..dependencies import State, authenticate, bearer_scheme, enforce, get_state, unauthorized
 from ..ratelimit import Policy
 from ..state import GatewayState
@@ -36,13 +42,20 @@ PING_SECONDS = 15
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_MANY = 4429
 CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_POLICY_VIOLATION = 1008
+EXPIRED = "token expired"
 
 
-async def _stream_user(state: GatewayState, credential: str | None) -> str:
-    principal = await authenticate(state, credential)
+async def _stream_user(state: GatewayState, credential: str | None) -> tuple[str, float | None]:
+    """The user, and until when their token holds (``None``: no end)."""
+    principal: Principal = await authenticate(state, credential)
     if principal.kind != "user" or principal.user_id is None:
         raise AuthError("the live stream is for end users: send a user's bearer JWT")
-    return principal.user_id
+    return principal.user_id, principal.valid_until
+
+
+def _seconds_left(valid_until: float | None) -> float | None:
+    return None if valid_until is None else max(valid_until - time.time(), 0.0)
 
 
 def _too_many(state: GatewayState, user_id: str) -> bool:
@@ -61,7 +74,7 @@ async def stream(
 ) -> EventSourceResponse:
     bearer: HTTPAuthorizationCredentials | None = await bearer_scheme(request)
     try:
-        user_id = await _stream_user(
+        user_id, valid_until = await _stream_user(
             state, access_token or (bearer.credentials if bearer else None)
         )
     except KeysUnavailable as exc:
@@ -82,7 +95,12 @@ async def stream(
                 unread = await inbox.unread_count(conn, user_id)
             yield ServerSentEvent(data=f'{{"unread": {unread}}}', event="ready")
             while True:
-                item = await queue.get()
+                try:
+                    # not around the yield: a timeout there would cancel the sender
+                    item = await asyncio.wait_for(queue.get(), _seconds_left(valid_until))
+                except TimeoutError:
+                    yield ServerSentEvent(data=f'{{"reason": "{EXPIRED}"}}', event="expired")
+                    return
                 yield ServerSentEvent(
                     data=item.model_dump_json(), event="notification", id=str(item.id)
                 )
@@ -96,7 +114,7 @@ async def websocket_stream(websocket: WebSocket, access_token: str | None = None
     header = websocket.headers.get("authorization", "")
     credential = access_token or (header[7:].strip() if header[:7].lower() == "bearer " else None)
     try:
-        user_id = await _stream_user(state, credential)
+        user_id, valid_until = await _stream_user(state, credential)
         await enforce(state, f"u:{user_id}", websocket, Policy.DEFAULT)
     except KeysUnavailable as exc:
         await websocket.close(CLOSE_TRY_AGAIN_LATER, exc.detail[:120])
@@ -120,7 +138,15 @@ async def websocket_stream(websocket: WebSocket, access_token: str | None = None
         try:
             while not reader.done():
                 getter = asyncio.create_task(queue.get())
-                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {getter, reader},
+                    timeout=_seconds_left(valid_until),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    getter.cancel()
+                    await websocket.close(CLOSE_POLICY_VIOLATION, EXPIRED)
+                    break
                 if not getter.done():
                     getter.cancel()
                     break
