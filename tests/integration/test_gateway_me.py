@@ -218,7 +218,11 @@ async def test_a_test_send_to_a_host_no_longer_listed_is_refused(
     user = await gw.user()
     async with gw.pool.acquire() as conn:
         endpoint = await create_endpoint(
-            conn, user, "slack", url="http://127.0.0.1:9/services/T/B/tok"
+            conn,
+            user,
+            "slack",
+            sealer=endpoint_sealer(),
+            url="http://127.0.0.1:9/services/T/B/tok",
         )
     async with gw.as_user(user) as client:
         answer = await client.post(f"/v1/me/channels/{endpoint.id}/test")

@@ -29,7 +29,7 @@ import asyncpg
 from fastapi import APIRouter, Body, HTTPException, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.endpoints import create_endpoint
+from shared.endpoints import create_endpoint, url_place
 from shared.errors import Retry
 from shared.events import RequestNotification, new_event
 from shared.url_guard import UnsafeUrl
@@ -291,7 +291,8 @@ async def remove_channel(channel_id: ChannelId, user_id: CurrentUser, state: Sta
 async def test_channel(channel_id: ChannelId, user_id: CurrentUser, state: State) -> TestSend:
     """Send a test notification on this channel (only this one)."""
     row = await state.pool.fetchrow(
-        "SELECT type, enabled, url FROM channel_endpoints WHERE id = $1 AND user_id = $2",
+        """SELECT type, enabled, url, url_sealed FROM channel_endpoints
+           WHERE id = $1 AND user_id = $2""",
         channel_id,
         user_id,
     )
@@ -299,8 +300,13 @@ async def test_channel(channel_id: ChannelId, user_id: CurrentUser, state: State
         raise _not_found()
     if not row["enabled"]:
         raise HTTPException(status.HTTP_409_CONFLICT, "this channel is off: switch it on first")
-    if row["url"] is not None:  # stored before its host list shrank: it would only fail
-        _check_host(state, row["type"], row["url"])
+    url = (
+        state.sealer.unseal(row["url_sealed"], bound_to=url_place(channel_id))
+        if row["url_sealed"]
+        else row["url"]  # not sealed yet: stored before this version, sealed at start-up
+    )
+    if url is not None:  # stored before its host list shrank: it would only fail
+        _check_host(state, row["type"], url)
     event_id = str(uuid.uuid4())
     event = new_event(
         RequestNotification(
