@@ -29,10 +29,11 @@ from schemathesis.checks import not_a_server_error
 from services.dispatcher.recipients import record_user
 from shared.apikeys import create_api_key
 from shared.bus import catalog
-from tests.conftest import AMQP_URL, delete_topology
+from tests.conftest import AMQP_URL, SECRET_KEY, delete_topology
 from tests.support import free_port
 
-SECRET = "openapi-test-secret-0123456789abcdef"
+# the run's one key: endpoints other tests sealed in this database open with it
+SECRET = SECRET_KEY
 EXAMPLES = 40
 
 

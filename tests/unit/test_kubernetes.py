@@ -438,7 +438,7 @@ def test_the_ingress_routes_the_api_and_nothing_else() -> None:
     assert {p["backend"]["service"]["port"]["name"] for p in paths} == {"http"}
     # behind the controller every caller would share its address, unless its
     # forwarded address is believed
-    settings = settings_from(config("overlays/production"), example_secret()["stringData"])
+    settings = settings_from(config("overlays/production"), filled_secret())
     assert not set(settings.forwarded_allow_ips) <= {"127.0.0.1", "::1"}
 
 
