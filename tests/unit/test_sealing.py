@@ -24,7 +24,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HERALD_DATA_DIR", str(tmp_path / "var"))
 
 
-def _settings(*keys: str, secret_key: str | None = "from-the-vault-0123456789abcdef-0123") -> Settings:
+def _settings(
+    *keys: str, secret_key: str | None = "from-the-vault-0123456789abcdef-0123"
+) -> Settings:
     return Settings(
         secret_key=SecretStr(secret_key) if secret_key else None,
         encryption_keys=[SecretStr(k) for k in keys],
@@ -70,7 +72,9 @@ def test_without_keys_one_is_derived_from_the_secret_key_and_derived_names_it() 
     assert Sealer.from_settings(_settings()).unseal(token, bound_to=PLACE) == URL
     # another secret key derives another key
     with pytest.raises(CannotUnseal):
-        Sealer.from_settings(_settings(secret_key="another-vault-key-0123456789abcdef-0123")).unseal(token, bound_to=PLACE)
+        Sealer.from_settings(
+            _settings(secret_key="another-vault-key-0123456789abcdef-0123")
+        ).unseal(token, bound_to=PLACE)
     # moving to keys of one's own: the new key first, "derived" after it
     moving = Sealer.from_settings(_settings(generate_key(), "derived"))
     assert not moving.derived
