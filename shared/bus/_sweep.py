@@ -16,9 +16,11 @@ operator listing parked messages, another sweep) is not seen. Sweeps are seriali
 by the caller (``shared.erasure.forget_in_queues``); a listing holds its messages for
 a moment only.
 
-A message is about the user when it is a JSON object whose ``data.user_id`` or
-``subject`` is the user's id, valid event or not; a body that is not JSON cannot be
-told apart and is kept.
+A message is about the user when it is a JSON object whose ``data.user_id`` is the
+user's id, valid event or not: every payload about a person names them there. The
+CloudEvents ``subject`` is not looked at: it is a job's, a meeting's or a schedule's id
+as often as a user's, and erasing user "42" must not take job 42's events. A body
+that is not JSON cannot be told apart and is kept.
 """
 
 from __future__ import annotations
@@ -44,9 +46,7 @@ def about_user(user_id: str) -> About:
         if not isinstance(raw, dict):
             return False
         data = raw.get("data")
-        return raw.get("subject") == user_id or (
-            isinstance(data, dict) and data.get("user_id") == user_id
-        )
+        return isinstance(data, dict) and data.get("user_id") == user_id
 
     return about
 

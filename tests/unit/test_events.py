@@ -199,11 +199,22 @@ def test_a_time_far_ahead_is_clamped_and_then_counts_as_older_than_any_erasure()
     assert near.trusted_time == near.time
 
 
-def test_a_message_is_about_a_user_by_its_data_user_id_or_subject_valid_or_not() -> None:
+def test_a_message_is_about_a_user_by_its_data_user_id_valid_or_not() -> None:
     about = about_user("ada")
     assert about(new_event(UserDeleted(user_id="ada"), source="t").to_json())
     assert about(json.dumps({"type": "user.signed_up", "data": {"user_id": "ada"}}).encode())
-    assert about(json.dumps({"subject": "ada", "data": {}}).encode())
+    # a subject is a job's, a meeting's or a schedule's id as often as a user's: erasing
+    # user "42" must leave job 42's events and others' reminders about meeting 42
+    assert not about(json.dumps({"type": "job.expired", "subject": "ada", "data": {}}).encode())
+    assert not about(
+        json.dumps(
+            {
+                "type": "reminder.due",
+                "subject": "ada",
+                "data": {"user_id": "bo", "subject_id": "ada"},
+            }
+        ).encode()
+    )
     assert not about(new_event(UserDeleted(user_id="adam"), source="t").to_json())
     assert not about(b"not json, ada")
     assert not about(b'["ada"]')
