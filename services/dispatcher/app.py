@@ -29,8 +29,9 @@ from .channels.teams import TeamsChannel
 from .channels.telegram import TelegramChannel
 from .channels.webhook import WebhookChannel
 from .delivery import DeliveryDeps, on_delivery_due
+from .erasure import forget_mail_here
 from .inline import InlineDeliveries
-from .mail import MailTransport, build_transport
+from .mail import MailTransport, OutboxTransport, build_transport
 from .metrics import DispatcherMetrics
 from .recipient_cache import RecipientCache
 from .releaser import run_releaser
@@ -174,6 +175,8 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
                 recipient_cache=cache,
             )
             subscribe(runtime, intake, delivery)
+            if isinstance(mail, OutboxTransport):
+                runtime.bus.listen(["user.deleted"], forget_mail_here(mail))
             background = [run_releaser(runtime.pool, runtime.bus), inline.run()]
             yield background + ([cache.run()] if cache else [])
         finally:

@@ -11,8 +11,17 @@ it waits for that send, which a lease keeps short, instead of erasing around it.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+import structlog
+
+from shared.bus import Listener
 from shared.db import Connection
+from shared.events import Event, UserDeleted
+
+from .mail import MailTransport
+
+log = structlog.get_logger("herald.dispatcher")
 
 
 async def sending_until(conn: Connection, user_id: str) -> datetime | None:
@@ -38,3 +47,22 @@ async def erase_rows(conn: Connection, user_id: str) -> None:
     applications go with the user (ON DELETE CASCADE); then their rate-limit bucket."""
     await conn.execute("DELETE FROM users WHERE user_id = $1", user_id)
     await conn.execute("DELETE FROM rate_limits WHERE key = $1", f"user:{user_id}")
+
+
+def forget_mail_here(mail: MailTransport) -> Listener:
+    """A listener that clears this replica's outbox of an erased user's mail.
+
+    The erasure handler runs on one replica and clears the outbox it sees; that is
+    every replica's when they share a directory (docker-compose), but on Kubernetes
+    each pod has a directory of its own. Every replica hears ``user.deleted`` on a
+    queue of its own and clears its own. Best effort (a replica disconnected at that
+    moment does not hear it), which is why the outbox is for development and an SMTP
+    relay or SendGrid for production."""
+
+    async def forget(event: Event[Any]) -> None:
+        if isinstance(event.data, UserDeleted):
+            removed = await mail.forget(event.data.user_id)
+            if removed:
+                log.info("outbox_forgotten", user_id=event.data.user_id, mails_removed=removed)
+
+    return forget
