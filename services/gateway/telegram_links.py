@@ -33,9 +33,9 @@ def _digest(code: str) -> bytes:
     return hashlib.sha256(code.encode()).digest()
 
 
-async def add_pending(conn: Connection, user_id: str) -> tuple[uuid.UUID, str]:
-    """A pending Telegram endpoint for the user and its link code; the user's older
-    pending endpoints whose links expired unused are removed (they would never bind)."""
+async def forget_expired(conn: Connection, user_id: str) -> None:
+    """Remove the user's pending Telegram endpoints whose links expired unused: they
+    would never bind, and must not count against the user's channels."""
     await conn.execute(
         """DELETE FROM channel_endpoints e
            WHERE e.user_id = $1 AND e.type = 'telegram' AND e.chat_id IS NULL
@@ -43,6 +43,10 @@ async def add_pending(conn: Connection, user_id: str) -> tuple[uuid.UUID, str]:
                              WHERE l.endpoint_id = e.id AND l.expires_at > now())""",
         user_id,
     )
+
+
+async def add_pending(conn: Connection, user_id: str) -> tuple[uuid.UUID, str]:
+    """A pending Telegram endpoint for the user and its link code."""
     endpoint_id = uuid.uuid4()
     await conn.execute(
         """INSERT INTO channel_endpoints (id, user_id, type, enabled, disabled_reason)

@@ -16,6 +16,8 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
+from services.gateway import telegram_links
+from services.gateway.routes.channels import MAX_ENDPOINTS
 from shared.bus import Bus
 from shared.events import RequestNotification
 from tests.conftest import AMQP_URL, SECRET_KEY, TELEGRAM_BOT, TELEGRAM_WEBHOOK_SECRET
@@ -143,6 +145,27 @@ async def test_a_code_binds_once_from_a_private_chat_and_not_after_it_expires(
     assert await _chat_of(gateway, late_id) is None
     unknown = await gateway.telegram_update(start_update(5003, "no-such-code"))
     assert unknown.status_code == 200
+
+
+async def test_links_that_expired_unused_do_not_count_against_the_channel_cap(
+    gateway: Gateway,
+) -> None:
+    """A user who asked for Telegram again and again and never opened the links is
+    not stuck at the cap: the expired pending channels make way."""
+    user = await gateway.user()
+    async with gateway.pool.acquire() as conn:
+        for _ in range(MAX_ENDPOINTS):
+            await telegram_links.add_pending(conn, user)
+        await conn.execute(
+            """UPDATE telegram_links SET expires_at = now() - interval '1 second'
+               WHERE endpoint_id IN (SELECT id FROM channel_endpoints WHERE user_id = $1)""",
+            user,
+        )
+    await _pending(gateway, user)
+    pending = await gateway.pool.fetchval(
+        "SELECT count(*) FROM channel_endpoints WHERE user_id = $1 AND type = 'telegram'", user
+    )
+    assert pending == 1
 
 
 async def test_link_codes_are_stored_hashed(gateway: Gateway) -> None:

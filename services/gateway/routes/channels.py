@@ -197,6 +197,7 @@ async def add_channel(
     async with state.pool.acquire() as conn, conn.transaction():
         # serialises one user's concurrent additions, so the cap holds
         await conn.execute("SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE", user_id)
+        await telegram_links.forget_expired(conn, user_id)
         count = await conn.fetchval(
             "SELECT count(*) FROM channel_endpoints WHERE user_id = $1 AND type <> ALL($2)",
             user_id,
