@@ -156,7 +156,8 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
             channels = build_channels(context, mail, runtime.pool)
             log.info("channels_ready", channels=sorted(channels), **configured(settings))
             sealer = Sealer.from_settings(settings)
-            await endpoint_sealing.prepare(runtime.pool, sealer)
+            grace = settings.plaintext_grace_seconds
+            await endpoint_sealing.prepare(runtime.pool, sealer, grace=grace)
             delivery = DeliveryDeps(
                 runtime.pool, runtime.bus, channels, settings, metrics, sealer=sealer
             )
@@ -174,7 +175,11 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
                 recipient_cache=cache,
             )
             subscribe(runtime, intake, delivery)
-            background = [run_releaser(runtime.pool, runtime.bus), inline.run()]
+            background = [
+                run_releaser(runtime.pool, runtime.bus),
+                inline.run(),
+                endpoint_sealing.keep_sealed(runtime.pool, sealer, grace=grace),
+            ]
             yield background + ([cache.run()] if cache else [])
         finally:
             await mail.close()

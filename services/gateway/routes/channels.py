@@ -213,7 +213,13 @@ async def add_channel(
             link = telegram_links.link_url(bot, code)
         else:
             endpoint = await create_endpoint(
-                conn, user_id, new.type, sealer=state.sealer, url=new.url
+                conn,
+                user_id,
+                new.type,
+                sealer=state.sealer,
+                url=new.url,
+                # for dispatchers older than sealing, during a rolling upgrade
+                keep_plain=state.settings.plaintext_grace_seconds > 0,
             )
             endpoint_id, secret = endpoint.id, endpoint.secret
         row = await conn.fetchrow(
