@@ -13,6 +13,9 @@ herald apikey rotate ID [--grace 1h]   print a key replacing ID (shown once)
 herald endpoint add --user U --type webhook --url URL
 herald keys generate                   print a new key for HERALD_ENCRYPTION_KEYS
 herald keys rotate                     reseal every stored endpoint under the first key
+                                       (see `herald keys rotate --help` for the order)
+herald keys seal [--clear]             seal plaintext endpoints now; --clear: drop their
+                                       plain copies without waiting for the grace
 herald telegram set-webhook            point the bot's updates at this gateway
 """
 
@@ -32,7 +35,7 @@ import asyncpg
 from shared import apikey_cli, endpoint_sealing
 from shared.bus import catalog, list_parked, replay_parked
 from shared.db import connect_pool, ensure_database, migrate
-from shared.endpoints import ENDPOINT_TYPES, UnknownUser, create_endpoint
+from shared.endpoints import ENDPOINT_TYPES, UnknownUser, create_endpoint, url_place
 from shared.errors import HeraldError, InvalidEvent
 from shared.events import parse_event
 from shared.logging import configure_logging
@@ -44,6 +47,17 @@ from shared.telegram_bot import TelegramSetupError, set_webhook
 from shared.webhook_hosts import webhook_hosts
 
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
+
+# Every pod must open whatever any other pod seals at every step of a rolling
+# restart, hence a new key is added last before it moves first.
+ROTATION = """\
+To replace OLD with NEW in HERALD_ENCRYPTION_KEYS, one rolling restart per step:
+  1. OLD,NEW   add NEW last everywhere and roll: every pod opens NEW, none seals with it
+  2. NEW,OLD   move NEW first and roll: pods seal with NEW, and all of them open both
+  3. herald keys rotate   reseal every endpoint under NEW (with the step-2 settings)
+  4. NEW       drop OLD and roll
+Putting NEW first at once would let pods already restarted seal rows that pods
+still on OLD cannot open."""
 
 
 def _parked_queues(settings: Settings, queue: str | None) -> list[str]:
@@ -60,9 +74,18 @@ async def _migrate(settings: Settings) -> int:
         f"applied {len(applied)} migration(s)"
         + "".join(f"\n  {m.version:04d} {m.name}" for m in applied)
     )
+    if _workstation_key(settings):
+        # this shell's key may be no service's (a workstation's own dev secret): the
+        # services seal with theirs at start-up
+        print("left plaintext endpoints for the services to seal (no HERALD_SECRET_KEY)")
+        return 0
     pool = await connect_pool(dsn, max_size=2)
     try:
-        sealed = await endpoint_sealing.seal_plaintext(pool, Sealer.from_settings(settings))
+        sealer = Sealer.from_settings(settings)
+        await endpoint_sealing.check_keys(pool, sealer)
+        sealed = await endpoint_sealing.seal_plaintext(
+            pool, sealer, grace=settings.plaintext_grace_seconds
+        )
     finally:
         await pool.close()
     if sealed:
@@ -70,31 +93,51 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
+def _workstation_key(settings: Settings) -> bool:
+    """True when the only sealing key is derived from this machine's dev secret,
+    which a production deployment's services do not share."""
+    return settings.uses_dev_secret and not settings.encryption_keys
+
+
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
     if args.keys_command == "generate":
         print(generate_key())
         return 0
+    if _workstation_key(settings):
+        print(
+            f"herald: refusing to {args.keys_command}: neither HERALD_ENCRYPTION_KEYS nor "
+            "HERALD_SECRET_KEY is set, and a key derived from this workstation's dev "
+            "secret would seal rows no service can open; run it with the services' settings",
+            file=sys.stderr,
+        )
+        return 2
     dsn = settings.database_url.get_secret_value()
     await ensure_database(dsn)
     await migrate(dsn)
     pool = await connect_pool(dsn, max_size=2)
+    sealer = Sealer.from_settings(settings)
+    grace = settings.plaintext_grace_seconds
     try:
-        resealed = await endpoint_sealing.reseal_all(pool, Sealer.from_settings(settings))
-    except CannotUnseal:
-        print(
-            "herald: a stored endpoint opens with none of HERALD_ENCRYPTION_KEYS; "
-            "add back the key it was sealed with (after the first)",
-            file=sys.stderr,
-        )
+        if args.keys_command == "rotate":
+            resealed = await endpoint_sealing.reseal_all(pool, sealer, grace=grace)
+            print(
+                f"resealed {resealed} channel endpoint(s) under the first key; "
+                "the other keys can now be removed",
+                file=sys.stderr,
+            )
+            return 0
+        await endpoint_sealing.check_keys(pool, sealer)
+        sealed = await endpoint_sealing.seal_plaintext(pool, sealer, grace=grace)
+        print(f"sealed the credentials of {sealed} channel endpoint(s)", file=sys.stderr)
+        if args.clear:
+            cleared = await endpoint_sealing.clear_plaintext(pool, older_than=0)
+            print(f"cleared the plain copies of {cleared} channel endpoint(s)", file=sys.stderr)
+        return 0
+    except CannotUnseal as exc:
+        print(f"herald: {exc}", file=sys.stderr)
         return 1
     finally:
         await pool.close()
-    print(
-        f"resealed {resealed} channel endpoint(s) under the first key; "
-        "the other keys can now be removed",
-        file=sys.stderr,
-    )
-    return 0
 
 
 async def _publish(settings: Settings, event_type: str, data: str, event_id: str | None) -> int:
@@ -160,11 +203,19 @@ async def _endpoint(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     conn = await _db(settings)
     try:
+        sealer = Sealer.from_settings(settings)
+        # sealed under keys that open nothing stored, no service could read it
+        sealed = await conn.fetchrow(
+            """SELECT id, url_sealed FROM channel_endpoints WHERE url_sealed IS NOT NULL
+               ORDER BY created_at DESC LIMIT 1"""
+        )
+        if sealed is not None:
+            sealer.unseal(sealed["url_sealed"], bound_to=url_place(sealed["id"]))
         endpoint = await create_endpoint(
             conn,
             args.user,
             args.type,
-            sealer=Sealer.from_settings(settings),
+            sealer=sealer,
             url=args.url,
             chat_id=args.chat_id,
         )
@@ -236,7 +287,20 @@ def _parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser("generate", help="print a new Fernet key")
     keys_sub.add_parser(
-        "rotate", help="reseal every endpoint under the first of HERALD_ENCRYPTION_KEYS"
+        "rotate",
+        help="reseal every endpoint under the first of HERALD_ENCRYPTION_KEYS",
+        description=ROTATION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    seal = keys_sub.add_parser(
+        "seal",
+        help="seal endpoints stored in plain text now (the dispatcher does it every minute)",
+    )
+    seal.add_argument(
+        "--clear",
+        action="store_true",
+        help="also clear every plain copy now, without waiting for "
+        "HERALD_PLAINTEXT_GRACE_SECONDS (only once no pod older than sealing runs)",
     )
 
     telegram = sub.add_parser("telegram", help="the Telegram bot")

@@ -4,6 +4,8 @@ URLs and secrets are credentials: they are stored sealed (``shared.sealing``), e
 bound to its endpoint and column, and opened only where a send needs them. What a
 listing may show of a URL (``scheme://host/…``) is kept beside it in ``url_shown``.
 No query looks an endpoint up by its URL, so no searchable digest of it is kept.
+The plain ``url`` and ``secret`` columns hold a copy only for a grace period after
+sealing, for readers older than sealing (``shared.endpoint_sealing``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,9 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from shared.db import Connection
-from shared.sealing import Sealer
+from shared.sealing import CannotUnseal, Sealer
 
 ENDPOINT_TYPES = frozenset({"webhook", "discord", "slack", "teams", "telegram", "apprise"})
-
-# what to read of channel_endpoints to build an Endpoint with ``opened``; url and
-# secret are plaintext only in rows not sealed yet (written before migration 0011)
-READ_COLUMNS = "id, user_id, type, url_sealed, secret_sealed, url, secret, chat_id, address"
 
 
 @dataclass(frozen=True)
@@ -68,6 +66,18 @@ def shown_url(type_: str, url: str) -> str:
     return f"{parts.scheme}://{host}/…"
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """An endpoint whose sealed credentials no configured key opens: left out of
+    sends, while the owner's other endpoints (and everyone else's) go on. ``reason``
+    is for operators and never holds a value."""
+
+    id: uuid.UUID
+    user_id: str
+    type: str
+    reason: str
+
+
 def opened(
     sealer: Sealer,
     *,
@@ -80,18 +90,34 @@ def opened(
     secret: str | None = None,
     chat_id: str | None = None,
     address: str | None = None,
-) -> Endpoint:
-    """An endpoint as sends use it, its credentials opened (``CannotUnseal`` when no
-    key opens them)."""
-    return Endpoint(
-        id,
-        user_id,
-        type,
-        sealer.unseal(url_sealed, bound_to=url_place(id)) if url_sealed else url,
-        chat_id,
-        sealer.unseal(secret_sealed, bound_to=secret_place(id)) if secret_sealed else secret,
-        address,
-    )
+) -> Endpoint | Unreadable:
+    """An endpoint as sends use it, its credentials opened; ``Unreadable`` when no
+    key opens them. The sealed copy is preferred; the plain one (a row not sealed
+    yet, or still within its grace, ``endpoint_sealing``) stands in for it when it
+    does not open: it is what the row holds anyway."""
+    try:
+        return Endpoint(
+            id,
+            user_id,
+            type,
+            _open(sealer, url_sealed, url_place(id), url),
+            chat_id,
+            _open(sealer, secret_sealed, secret_place(id), secret),
+            address,
+        )
+    except CannotUnseal as exc:
+        return Unreadable(id, user_id, type, f"{exc} (HERALD_ENCRYPTION_KEYS)")
+
+
+def _open(sealer: Sealer, sealed: str | None, place: str, plain: str | None) -> str | None:
+    if not sealed:
+        return plain
+    try:
+        return sealer.unseal(sealed, bound_to=place)
+    except CannotUnseal:
+        if plain is None:
+            raise
+        return plain
 
 
 async def create_endpoint(
@@ -103,6 +129,10 @@ async def create_endpoint(
     url: str | None = None,
     chat_id: str | None = None,
 ) -> Endpoint:
+    """Store a new endpoint, its credentials sealed and never in plain text: the grace
+    of ``endpoint_sealing`` is for rows stored before sealing, not for new ones, which
+    a dispatcher older than sealing cannot send to during a rolling upgrade (a short
+    window, against every new credential lying in plain text for the grace)."""
     if type not in ENDPOINT_TYPES:
         raise ValueError(f"unknown endpoint type {type!r}; choose from {sorted(ENDPOINT_TYPES)}")
     if type == "telegram" and not chat_id:
@@ -114,8 +144,11 @@ async def create_endpoint(
     try:
         await conn.execute(
             """INSERT INTO channel_endpoints
-                   (id, user_id, type, url_sealed, url_shown, secret_sealed, chat_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                   (id, user_id, type, url_sealed, url_shown, secret_sealed, chat_id,
+                    sealed_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7,
+                       CASE WHEN $4::text IS NOT NULL OR $6::text IS NOT NULL
+                            THEN now() END)""",
             endpoint.id,
             user_id,
             type,

@@ -6,8 +6,10 @@ can be rotated.
     url = sealer.unseal(token, bound_to=f"{endpoint_id}/url")
 
 ``HERALD_ENCRYPTION_KEYS`` lists the keys: the first seals, every one opens
-(``MultiFernet``), so a new key goes first, ``herald keys rotate`` reseals every row
-under it, and then the old one can be dropped. Without the setting one key is
+(``MultiFernet``). So a new key is added last everywhere, then moved first, then
+``herald keys rotate`` reseals every row under it, and then the old one can be
+dropped: one rolling restart per step, so no pod ever meets a value sealed under a
+key it lacks (``shared.cli.ROTATION``). Without the setting one key is
 derived from ``HERALD_SECRET_KEY`` (HKDF-SHA256), so a workstation needs nothing
 more; the word ``derived`` in the list stands for that key, which is how a
 deployment moves from it to keys of its own.

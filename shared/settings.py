@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     # Fernet keys, comma-separated, the first seals and all open; "derived" stands for
     # the key derived from secret_key, which is used alone when none are given
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # how long an endpoint's URL and secret stay in plain text beside their sealed
+    # copy, for pods of a version that reads only the plain columns (a rolling
+    # upgrade); the dispatcher clears them afterwards. 0: never kept
+    plaintext_grace_seconds: float = Field(default=3600.0, ge=0)
     public_url: str = "http://127.0.0.1:8000"
 
     smtp_host: str | None = None

@@ -157,7 +157,8 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
             channels = build_channels(context, mail, runtime.pool)
             log.info("channels_ready", channels=sorted(channels), **configured(settings))
             sealer = Sealer.from_settings(settings)
-            await endpoint_sealing.prepare(runtime.pool, sealer)
+            grace = settings.plaintext_grace_seconds
+            await endpoint_sealing.prepare(runtime.pool, sealer, grace=grace)
             delivery = DeliveryDeps(
                 runtime.pool, runtime.bus, channels, settings, metrics, sealer=sealer
             )
@@ -177,7 +178,11 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
             subscribe(runtime, intake, delivery)
             if isinstance(mail, OutboxTransport):
                 runtime.bus.listen(["user.deleted"], forget_mail_here(mail))
-            background = [run_releaser(runtime.pool, runtime.bus), inline.run()]
+            background = [
+                run_releaser(runtime.pool, runtime.bus),
+                inline.run(),
+                endpoint_sealing.keep_sealed(runtime.pool, sealer, grace=grace),
+            ]
             yield background + ([cache.run()] if cache else [])
         finally:
             await mail.close()

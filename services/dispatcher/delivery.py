@@ -23,7 +23,7 @@ from shared import signing
 from shared.batching import Coalesced
 from shared.bus import Bus, retry_step
 from shared.db import Connection
-from shared.endpoints import Endpoint
+from shared.endpoints import Endpoint, Unreadable
 from shared.errors import Defer, Retry
 from shared.events import (
     DeliveryDue,
@@ -43,6 +43,7 @@ from .channels import Channel, DeliveryResult, Notification, Outcome
 from .metrics import DispatcherMetrics
 from .policy import EMAIL, INAPP
 from .ratelimit import Limit, Turn, limits_for, reserve_many
+from .recipients import reported
 
 log = structlog.get_logger("herald.dispatcher")
 
@@ -154,9 +155,36 @@ async def on_delivery_due(event: Event[DeliveryDue], deps: DeliveryDeps) -> None
                 conn, delivery, claimed.token, "skipped", "endpoint removed or disabled"
             )
         return
+    if isinstance(claimed.endpoint, Unreadable):
+        await _unreadable(deps, claimed, claimed.endpoint, event.correlation_id)
+        return
     later = await attempt(deps, claimed, claimed.endpoint, event.correlation_id)
     if later is not None:
         raise later
+
+
+async def _unreadable(
+    deps: DeliveryDeps, claimed: history.Claimed, endpoint: Unreadable, correlation_id: str
+) -> None:
+    """Fail the delivery for good, with the reason for the operator; the endpoint
+    keeps its health (the keys are at fault, not the user's URL)."""
+    reported(deps.metrics, deps.bus.service)(endpoint)
+    async with deps.pool.acquire() as conn:
+        await history.mark(conn, claimed.id, claimed.token, "failed", endpoint.reason)
+    m = deps.metrics
+    m.child(m.deliveries, deps.bus.service, endpoint.type, "failed").inc()
+    n = claimed.notification
+    await _announce(
+        deps,
+        claimed.id,
+        n.id,
+        n.user_id,
+        endpoint.type,
+        False,
+        claimed.attempts,
+        endpoint.reason,
+        correlation_id,
+    )
 
 
 async def attempt(

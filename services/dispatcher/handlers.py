@@ -97,7 +97,9 @@ class IntakeDeps:
     def __post_init__(self) -> None:
         async def load(user_ids: list[str]) -> list[Recipient | None]:
             async with self.pool.acquire() as conn:
-                return await recipients.load_many(conn, self.sealer, user_ids)
+                return await recipients.load_many(
+                    conn, self.sealer, user_ids, left_out=self.left_out
+                )
 
         async def record(entries: list[history.Entry]) -> list[history.Recorded]:
             async with self.pool.acquire() as conn:
@@ -105,6 +107,10 @@ class IntakeDeps:
 
         object.__setattr__(self, "load_recipient", Coalesced(load))
         object.__setattr__(self, "record", Coalesced(record))
+
+    @property
+    def left_out(self) -> recipients.LeftOut:
+        return recipients.reported(self.metrics, self.bus.service)
 
     async def recipient(self, user_id: str) -> Recipient | None:
         if self.recipient_cache is None:
@@ -215,9 +221,9 @@ async def _hand_over(deps: IntakeDeps, planned: Planned | None, correlation_id: 
 
 
 async def _recipient(
-    conn: Connection, sealer: Sealer, user_id: str, event_time: datetime
+    conn: Connection, deps: IntakeDeps, user_id: str, event_time: datetime
 ) -> Recipient:
-    found = await recipients.load(conn, sealer, user_id)
+    found = await recipients.load(conn, deps.sealer, user_id, left_out=deps.left_out)
     if found is None:
         await _unknown(conn, user_id, event_time)
     return found
@@ -264,7 +270,7 @@ async def on_user_signed_up(event: Event[UserSignedUp], deps: IntakeDeps) -> Non
         if await erased_since(conn, u.user_id, event.trusted_time):
             raise Ignore(f"user {u.user_id!r} was erased after signing up")
         await recipients.record_user(conn, u.user_id, u.email, u.name, u.timezone, u.locale)
-        recipient = await _recipient(conn, deps.sealer, u.user_id, event.trusted_time)
+        recipient = await _recipient(conn, deps, u.user_id, event.trusted_time)
         # the welcome is de-duplicated aggressively on the user: a repeated sign-up
         # (an e-mail change re-sent by the product) never welcomes twice
         planned = await _notify(
@@ -394,7 +400,7 @@ def _job_item(job: asyncpg.Record, match: MatchFound | dict[str, Any]) -> JobIte
 async def on_match_found(event: Event[MatchFound], deps: IntakeDeps) -> None:
     m = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, deps.sealer, m.user_id, event.trusted_time)
+        recipient = await _recipient(conn, deps, m.user_id, event.trusted_time)
         route = route_match(recipient.prefs, m.score)
         if route is None:
             _suppressed(deps, "job_match", "preferences")
@@ -474,7 +480,7 @@ async def on_application_status_changed(
 ) -> None:
     a = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, deps.sealer, a.user_id, event.trusted_time)
+        recipient = await _recipient(conn, deps, a.user_id, event.trusted_time)
         newer = await conn.fetchval(
             """INSERT INTO applications AS a (application_id, user_id, job_id, status, as_of)
                VALUES ($1, $2, $3, $4, $5)
@@ -531,7 +537,7 @@ async def on_meeting_changed(
     """Keep the dispatcher's copy of a meeting, for wording its reminders."""
     m = event.data
     async with deps.pool.acquire() as conn:
-        await _recipient(conn, deps.sealer, m.user_id, event.trusted_time)
+        await _recipient(conn, deps, m.user_id, event.trusted_time)
     await deps.pool.execute(
         """INSERT INTO meetings AS m
                (meeting_id, user_id, title, starts_at, ends_at, join_url, cancelled, as_of)
@@ -557,7 +563,7 @@ async def on_meeting_changed(
 async def on_reminder_due(event: Event[ReminderDue], deps: IntakeDeps) -> None:
     r = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, deps.sealer, r.user_id, event.trusted_time)
+        recipient = await _recipient(conn, deps, r.user_id, event.trusted_time)
         if not recipient.prefs.wants("reminder"):
             _suppressed(deps, "reminder", "preferences")
             return
@@ -653,7 +659,7 @@ def _address(mail_from: str) -> str:
 async def on_digest_due(event: Event[DigestDue], deps: IntakeDeps) -> None:
     d = event.data
     async with deps.pool.acquire() as conn, conn.transaction():
-        recipient = await _recipient(conn, deps.sealer, d.user_id, event.trusted_time)
+        recipient = await _recipient(conn, deps, d.user_id, event.trusted_time)
         if not recipient.prefs.wants("digest") or recipient.prefs.digest_frequency == "off":
             _suppressed(deps, "digest", "preferences")
             return

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from shared.db import Connection
-from shared.endpoints import Endpoint, opened
+from shared.endpoints import Endpoint, Unreadable, opened
 from shared.sealing import Sealer
 
 from .channels import Attachment, DeliveryResult, Notification, Outcome, delivery_id
@@ -297,7 +297,8 @@ class Claimed:
     notification: Notification
     kind: str
     job_id: str | None
-    endpoint: Endpoint | None
+    # None: removed or disabled; Unreadable: no configured key opens it
+    endpoint: Endpoint | Unreadable | None
 
 
 @dataclass(frozen=True)
@@ -326,7 +327,8 @@ async def claim(
 ) -> Claimed | Busy:
     """Take a pending delivery for ``lease`` seconds, so a duplicate ``delivery.due``
     waits instead of sending twice; a crashed holder's lease simply runs out. The
-    endpoint comes with its credentials opened by ``sealer``.
+    endpoint comes with its credentials opened by ``sealer`` (``Unreadable`` when
+    they do not open: this delivery's concern alone, not the message's).
 
     A held delivery whose time has come is claimable too: the releaser publishes
     before it commits, and this UPDATE waits for its row lock, then sees the row as

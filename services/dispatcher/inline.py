@@ -31,6 +31,7 @@ from collections.abc import Awaitable
 import structlog
 
 from shared.bus import catalog, retry_step
+from shared.endpoints import Endpoint
 from shared.errors import BusUnavailable, Defer, Retry
 from shared.events import DeliveryDue, Priority, UrgentDeliveryDue, derived_id, new_event
 
@@ -123,7 +124,8 @@ class InlineDeliveries:
     async def _send(
         self, claimed: history.Claimed, correlation_id: str, turn: Awaitable[Turn] | None
     ) -> None:
-        assert claimed.endpoint is not None
+        # planned from a recipient's endpoints: opened, never Unreadable
+        assert isinstance(claimed.endpoint, Endpoint)
         try:
             later = await attempt(self._deps, claimed, claimed.endpoint, correlation_id, turn)
             if isinstance(later, Defer):

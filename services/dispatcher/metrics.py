@@ -23,6 +23,7 @@ class DispatcherMetrics:
     notifications: Counter
     endpoints_disabled: Counter
     recipient_lookups: Counter
+    endpoints_unreadable: Counter
     # the service's registry, whose labelled children are kept (``ServiceMetrics.child``)
     source: ServiceMetrics = field(repr=False, compare=False)
 
@@ -66,6 +67,13 @@ class DispatcherMetrics:
                 "Recipients looked up for notification.requested, by result (hit: from "
                 "memory; miss: read from PostgreSQL)",
                 ["service", "result"],
+                registry=r,
+            ),
+            Counter(
+                "herald_endpoints_unreadable_total",
+                "Channel endpoints left out of a send because no configured key opens "
+                "their credentials (HERALD_ENCRYPTION_KEYS), by channel",
+                ["service", "channel"],
                 registry=r,
             ),
             metrics,

@@ -1,19 +1,52 @@
 """Users as the dispatcher sees them: who they are, what they want, where they are
-reachable. ``user.signed_up`` keeps these rows; everything else reads them."""
+reachable. ``user.signed_up`` keeps these rows; everything else reads them.
+
+An endpoint that no configured key opens is left out of its owner's endpoints and
+reported (``LeftOut``), never raised: recipients are loaded many at a time, and one
+unreadable row must not fail everyone else's notifications, nor its owner's e-mail."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from asyncpg import Record
 
 from shared.db import Connection
-from shared.endpoints import Endpoint, opened
+from shared.endpoints import Endpoint, Unreadable, opened
 from shared.sealing import Sealer
 
+from .metrics import DispatcherMetrics
 from .policy import EMAIL, INAPP, Preferences, QuietHours, ScoreRoute
+
+# told of each endpoint left out (to log and count it)
+LeftOut = Callable[[Unreadable], None]
+
+
+log = structlog.get_logger("herald.dispatcher")
+
+
+def _ignore(endpoint: Unreadable) -> None:
+    pass
+
+
+def reported(metrics: DispatcherMetrics, service: str) -> LeftOut:
+    """Log (the reason, never a value) and count each endpoint left out: the
+    operator's keys are wrong, and only they can fix it."""
+
+    def report(endpoint: Unreadable) -> None:
+        metrics.child(metrics.endpoints_unreadable, service, endpoint.type).inc()
+        log.error(
+            "endpoint_unreadable",
+            endpoint_id=str(endpoint.id),
+            channel=endpoint.type,
+            reason=endpoint.reason,
+        )
+
+    return report
 
 
 @dataclass(frozen=True)
@@ -59,15 +92,18 @@ async def record_user(
     return bool(first)
 
 
-async def load(conn: Connection, sealer: Sealer, user_id: str) -> Recipient | None:
-    return (await load_many(conn, sealer, [user_id]))[0]
+async def load(
+    conn: Connection, sealer: Sealer, user_id: str, *, left_out: LeftOut = _ignore
+) -> Recipient | None:
+    return (await load_many(conn, sealer, [user_id], left_out=left_out))[0]
 
 
 async def load_many(
-    conn: Connection, sealer: Sealer, user_ids: list[str]
+    conn: Connection, sealer: Sealer, user_ids: list[str], *, left_out: LeftOut = _ignore
 ) -> list[Recipient | None]:
     """The recipients, in the order asked (None for a user not known), in one query;
-    their endpoints' credentials opened with ``sealer``."""
+    their endpoints' credentials opened with ``sealer``, those it cannot open left
+    out and passed to ``left_out``."""
     rows = await conn.fetch(
         """SELECT u.user_id, u.email, u.name, u.timezone, u.locale, p.email_enabled,
                   p.digest_frequency, p.notify_new_matches, p.notify_application_updates,
@@ -83,13 +119,16 @@ async def load_many(
            WHERE u.user_id = ANY($1::text[])""",
         list(dict.fromkeys(user_ids)),
     )
-    found = {row["user_id"]: _recipient(row, sealer) for row in rows}
+    found = {row["user_id"]: _recipient(row, sealer, left_out) for row in rows}
     return [found.get(u) for u in user_ids]
 
 
-def _recipient(row: Record, sealer: Sealer) -> Recipient:
-    endpoints = tuple(
-        opened(
+def _recipient(row: Record, sealer: Sealer, left_out: LeftOut) -> Recipient:
+    endpoints = []
+    for id_, type_, url_sealed, secret_sealed, url, secret, chat_id, address in json.loads(
+        row["endpoints"]
+    ):
+        endpoint = opened(
             sealer,
             id=uuid.UUID(id_),
             user_id=row["user_id"],
@@ -101,12 +140,17 @@ def _recipient(row: Record, sealer: Sealer) -> Recipient:
             chat_id=chat_id,
             address=address,
         )
-        for id_, type_, url_sealed, secret_sealed, url, secret, chat_id, address in json.loads(
-            row["endpoints"]
-        )
-    )
+        if isinstance(endpoint, Unreadable):
+            left_out(endpoint)
+        else:
+            endpoints.append(endpoint)
     return Recipient(
-        row["user_id"], row["email"], row["name"], row["locale"], _preferences(dict(row)), endpoints
+        row["user_id"],
+        row["email"],
+        row["name"],
+        row["locale"],
+        _preferences(dict(row)),
+        tuple(endpoints),
     )
 
 

@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_database(settings)
         sealer = Sealer.from_settings(settings)
-        await endpoint_sealing.prepare(pool, sealer)
+        await endpoint_sealing.prepare(pool, sealer, grace=settings.plaintext_grace_seconds)
         bus = make_bus(settings, "gateway", metrics)
         hub.attach(pool)
 

@@ -13,6 +13,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -20,20 +21,26 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
-from services.dispatcher import recipients
+from services.dispatcher import history, recipients
+from services.dispatcher.channels import Notification
+from services.dispatcher.delivery import publish_due
+from shared import endpoint_sealing
 from shared.bus import Bus
 from shared.db import ensure_database, migrate
-from shared.endpoints import create_endpoint, new_webhook_secret
-from shared.sealing import CannotUnseal, Sealer, generate_key
+from shared.endpoint_sealing import KeysDoNotOpen
+from shared.endpoints import Endpoint, create_endpoint, new_webhook_secret, url_place
+from shared.sealing import Sealer, generate_key
 from tests.conftest import AMQP_URL, SECRET_KEY, SERVER_URL
 from tests.integration.conftest import (
     Dispatcher,
     add_endpoint,
     endpoint_sealer,
     publish,
+    sign_up,
+    until,
 )
 from tests.integration.gateway import Gateway, gateway_factory
-from tests.integration.test_dispatcher import request
+from tests.integration.test_dispatcher import outbox, request
 from tests.receivers import Receiver
 from tests.support import eventually
 
@@ -59,14 +66,22 @@ async def database_url() -> AsyncIterator[str]:
         await conn.close()
 
 
-async def herald(database_url: str, tmp_path: Path, *args: str, keys: str | None = None) -> str:
-    """Run the ``herald`` command line as an operator would; its stdout and stderr."""
+async def herald(
+    database_url: str,
+    tmp_path: Path,
+    *args: str,
+    keys: str | None = None,
+    secret: bool = True,
+    exits: int = 0,
+) -> str:
+    """Run the ``herald`` command line as an operator would; its stdout and stderr.
+    ``secret=False``: from a shell without HERALD_SECRET_KEY (a workstation's)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HERALD_")},
         "HERALD_DATABASE_URL": database_url,
         "HERALD_AMQP_URL": AMQP_URL,
-        "HERALD_SECRET_KEY": SECRET_KEY,
         "HERALD_DATA_DIR": str(tmp_path / "cli"),
+        **({"HERALD_SECRET_KEY": SECRET_KEY} if secret else {}),
         **({"HERALD_ENCRYPTION_KEYS": keys} if keys else {}),
     }
     proc = await asyncio.create_subprocess_exec(
@@ -79,7 +94,7 @@ async def herald(database_url: str, tmp_path: Path, *args: str, keys: str | None
         stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await proc.communicate()
-    assert proc.returncode == 0, out.decode()
+    assert proc.returncode == exits, out.decode()
     return out.decode()
 
 
@@ -95,6 +110,8 @@ async def raw_row(pool: asyncpg.Pool, endpoint_id: uuid.UUID) -> str:
 async def test_the_database_holds_no_url_or_secret_and_answers_show_only_the_host(
     gateway_factory: Callable[..., Awaitable[Gateway]],
 ) -> None:
+    # the default grace is for rows stored before sealing: a new endpoint is never
+    # written in plain text
     gateway = await gateway_factory()
     user = await gateway.user()
     async with gateway.as_user(user) as client:
@@ -150,18 +167,84 @@ async def test_rows_stored_in_plain_text_are_sealed_at_start_up_and_still_delive
         endpoint_id, secret = await _plaintext_endpoint(pool, user_id, f"{receiver.url}/old")
         await dispatcher()
         row = await pool.fetchrow(
-            "SELECT url, secret, url_sealed, url_shown FROM channel_endpoints WHERE id = $1",
+            """SELECT url, secret, url_sealed, secret_sealed, url_shown, sealed_at
+               FROM channel_endpoints WHERE id = $1""",
             endpoint_id,
         )
-        assert (row["url"], row["secret"]) == (None, None)
-        assert "/old" not in (await raw_row(pool, endpoint_id))
-        assert secret.removeprefix("whsec_") not in (await raw_row(pool, endpoint_id))
+        assert row["url_sealed"]
+        assert row["secret_sealed"]
+        assert row["sealed_at"]
         assert row["url_shown"] == "http://127.0.0.1/…"
+        # a dispatcher of the version before sealing, still running during the
+        # rollout, reads only the plain columns: they stay for the grace period
+        assert (row["url"], row["secret"]) == (f"{receiver.url}/old", secret)
 
         await publish(producer, request(user_id, title="Still here"))
         await eventually(lambda: len(receiver.to("/old")) == 1, what="the webhook")
     call = receiver.to("/old")[0]
     assert Webhook(secret).verify(call.body, call.headers)["data"]["title"] == "Still here"
+
+
+async def test_without_a_grace_start_up_clears_the_plain_copy_at_once(
+    dispatcher: Start, pool: asyncpg.Pool
+) -> None:
+    user_id = await sign_up_early(pool)
+    endpoint_id, secret = await _plaintext_endpoint(pool, user_id, HOOK)
+    await dispatcher(plaintext_grace_seconds=0.0)
+    row = await raw_row(pool, endpoint_id)
+    assert "private-path-token" not in row
+    assert secret.removeprefix("whsec_") not in row
+
+
+async def test_rows_an_old_gateway_writes_are_sealed_and_their_plain_copy_cleared_after_the_grace(
+    pool: asyncpg.Pool,
+) -> None:
+    user_id = await sign_up_early(pool)
+    tending = asyncio.create_task(
+        endpoint_sealing.keep_sealed(pool, endpoint_sealer(), grace=1.0, every=0.1)
+    )
+    try:
+        # written by a gateway older than sealing, while this dispatcher runs
+        endpoint_id, secret = await _plaintext_endpoint(pool, user_id, HOOK)
+        await until(
+            pool,
+            "SELECT url_sealed IS NOT NULL FROM channel_endpoints WHERE id = $1",
+            endpoint_id,
+            what="the row sealed",
+        )
+        assert (
+            await pool.fetchval("SELECT url FROM channel_endpoints WHERE id = $1", endpoint_id)
+            == HOOK
+        ), "the plain copy went before its grace"
+        await until(
+            pool,
+            "SELECT url IS NULL AND secret IS NULL FROM channel_endpoints WHERE id = $1",
+            endpoint_id,
+            what="the plain copy cleared",
+        )
+    finally:
+        tending.cancel()
+    row = await raw_row(pool, endpoint_id)
+    assert "private-path-token" not in row
+    assert secret.removeprefix("whsec_") not in row
+    found = await recipients.load(pool, endpoint_sealer(), user_id)
+    assert found is not None
+    webhook = next(e for e in found.endpoints if e.type == "webhook")
+    assert (webhook.url, webhook.secret) == (HOOK, secret)
+
+
+async def test_herald_keys_seal_clear_drops_every_plain_copy_now(
+    dispatcher: Start, pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    user_id = await sign_up_early(pool)
+    endpoint_id, secret = await _plaintext_endpoint(pool, user_id, HOOK)
+    await dispatcher()  # sealed, the plain copy kept for an hour
+    assert await pool.fetchval("SELECT url FROM channel_endpoints WHERE id = $1", endpoint_id)
+    out = await herald(database_url, tmp_path, "keys", "seal", "--clear")
+    assert "cleared the plain copies of 1 channel endpoint(s)" in out
+    row = await raw_row(pool, endpoint_id)
+    assert "private-path-token" not in row
+    assert secret.removeprefix("whsec_") not in row
 
 
 async def sign_up_early(pool: asyncpg.Pool) -> str:
@@ -183,16 +266,65 @@ async def test_herald_migrate_seals_rows_stored_in_plain_text(
     endpoint_id, secret = await _plaintext_endpoint(pool, user_id, HOOK)
     out = await herald(database_url, tmp_path, "migrate")
     assert "sealed the credentials of 1 channel endpoint(s)" in out
-    row = await raw_row(pool, endpoint_id)
-    assert "private-path-token" not in row
-    assert secret.removeprefix("whsec_") not in row
     found = await recipients.load(pool, endpoint_sealer(), user_id)
     assert found is not None
     webhook = next(e for e in found.endpoints if e.type == "webhook")
     assert (webhook.url, webhook.secret) == (HOOK, secret)
+    sealed = await pool.fetchrow(
+        "SELECT url_sealed, secret_sealed FROM channel_endpoints WHERE id = $1", endpoint_id
+    )
+    assert "private-path-token" not in str(dict(sealed))
 
 
-async def test_a_new_key_goes_first_rotate_reseals_and_the_old_key_can_go(
+async def test_herald_migrate_from_a_shell_without_the_secret_key_seals_nothing(
+    pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    user_id = await sign_up_early(pool)
+    endpoint_id, _ = await _plaintext_endpoint(pool, user_id, HOOK)
+    # this shell would derive a key from its own dev secret, which no service has
+    out = await herald(database_url, tmp_path, "migrate", secret=False)
+    assert "left plaintext endpoints for the services to seal" in out
+    assert (
+        await pool.fetchval("SELECT url_sealed FROM channel_endpoints WHERE id = $1", endpoint_id)
+        is None
+    )
+    # the services, with the deployment's key, seal it at start-up
+    found = await recipients.load(pool, endpoint_sealer(), user_id)
+    assert found is not None
+    assert any(e.url == HOOK for e in found.endpoints)
+
+
+async def test_herald_keys_rotate_from_a_shell_without_the_secret_key_refuses(
+    pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    user_id = await sign_up_early(pool)
+    endpoint = await add_endpoint(pool, user_id, "webhook", url=HOOK)
+    before = await raw_row(pool, endpoint.id)
+    out = await herald(database_url, tmp_path, "keys", "rotate", secret=False, exits=2)
+    assert "refusing to rotate" in out
+    assert "HERALD_SECRET_KEY" in out
+    assert await raw_row(pool, endpoint.id) == before
+
+
+async def test_keys_that_open_nothing_stored_seal_nothing_before_refusing(
+    dispatcher: Start, pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    user_id = await sign_up_early(pool)
+    await add_endpoint(pool, user_id, "webhook", url=HOOK)
+    old_id, _ = await _plaintext_endpoint(pool, user_id, f"{HOOK}/old")
+    stranger = generate_key()
+    with pytest.raises(KeysDoNotOpen, match="HERALD_ENCRYPTION_KEYS does not open"):
+        await dispatcher(encryption_keys=[SecretStr(stranger)])
+    out = await herald(database_url, tmp_path, "migrate", keys=stranger, exits=1)
+    assert "does not open the stored channel endpoints" in out
+    # not sealed under a key the rest of the deployment lacks
+    assert (
+        await pool.fetchval("SELECT url_sealed FROM channel_endpoints WHERE id = $1", old_id)
+        is None
+    )
+
+
+async def test_a_new_key_added_last_then_put_first_then_rotate_lets_the_old_key_go(
     dispatcher: Start, producer: Bus, pool: asyncpg.Pool, database_url: str, tmp_path: Path
 ) -> None:
     old, new = generate_key(), generate_key()
@@ -203,16 +335,18 @@ async def test_a_new_key_goes_first_rotate_reseals_and_the_old_key_can_go(
                 conn, user_id, "webhook", sealer=Sealer([old.encode()]), url=f"{receiver.url}/r"
             )
         assert endpoint.secret is not None
-        # a new key put first: what the old one sealed still opens
-        both = Sealer([new.encode(), old.encode()])
-        found = await recipients.load(pool, both, user_id)
-        assert found is not None
-        assert any(e.secret == endpoint.secret for e in found.endpoints)
+        # the new key added last, then put first: what the old one sealed still opens
+        for keys in ([old, new], [new, old]):
+            found = await recipients.load(pool, Sealer([k.encode() for k in keys]), user_id)
+            assert found is not None
+            assert any(e.secret == endpoint.secret for e in found.endpoints)
 
         out = await herald(database_url, tmp_path, "keys", "rotate", keys=f"{new},{old}")
         assert "resealed 1 channel endpoint(s)" in out
-        with pytest.raises(CannotUnseal):
-            await recipients.load(pool, Sealer([old.encode()]), user_id)
+        # the old key alone opens it no more (it is left out of the user's endpoints)
+        found = await recipients.load(pool, Sealer([old.encode()]), user_id)
+        assert found is not None
+        assert all(e.type != "webhook" for e in found.endpoints)
 
         # the old key dropped: the dispatcher opens and signs with the new one alone
         await dispatcher(encryption_keys=[SecretStr(new)])
@@ -227,5 +361,91 @@ async def test_a_dispatcher_whose_keys_open_nothing_stored_refuses_to_start(
 ) -> None:
     user_id = await sign_up_early(pool)
     await add_endpoint(pool, user_id, "webhook", url=HOOK)
-    with pytest.raises(RuntimeError, match="HERALD_ENCRYPTION_KEYS does not open"):
+    with pytest.raises(KeysDoNotOpen, match="HERALD_ENCRYPTION_KEYS does not open"):
         await dispatcher(encryption_keys=[SecretStr(generate_key())])
+
+
+async def test_an_endpoint_no_key_opens_is_left_out_and_everyone_else_is_served(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    d = await dispatcher()
+    stranger = Sealer([generate_key().encode()])  # a key this dispatcher lacks
+    async with Receiver("webhook") as receiver:
+        ada, bob = await sign_up(producer, pool, name="Ada"), await sign_up(producer, pool)
+        async with pool.acquire() as conn:
+            await create_endpoint(conn, ada, "webhook", sealer=stranger, url=f"{receiver.url}/a")
+        await add_endpoint(pool, bob, "webhook", url=f"{receiver.url}/b")
+        # published together: their recipients are loaded in one batch
+        await asyncio.gather(
+            publish(producer, request(ada, title="For Ada")),
+            publish(producer, request(bob, title="For Bob")),
+        )
+        await eventually(lambda: len(receiver.to("/b")) == 1, what="Bob's webhook")
+        # Ada's other channels are untouched by her unreadable one
+        await eventually(
+            lambda: any(m["Subject"] == "For Ada" for m in outbox(d)), what="Ada's e-mail"
+        )
+        await until(
+            pool,
+            "SELECT inbox_at IS NOT NULL FROM notifications WHERE user_id = $1 AND title = $2",
+            ada,
+            "For Ada",
+            what="Ada's in-app notification",
+        )
+        assert receiver.to("/a") == []
+    registry = d.bus.metrics.registry
+    sample = {"service": "dispatcher", "channel": "webhook"}
+    assert (registry.get_sample_value("herald_endpoints_unreadable_total", sample) or 0) >= 1
+
+
+async def test_a_delivery_whose_endpoint_no_key_opens_fails_for_good_and_says_why(
+    dispatcher: Start, producer: Bus, pool: asyncpg.Pool
+) -> None:
+    await dispatcher()
+    user_id = await sign_up(producer, pool)
+    endpoint = await add_endpoint(pool, user_id, "webhook", url=HOOK)
+    notification = Notification(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        type="note",
+        title="Hello",
+        body="A body",
+        priority="normal",
+        created_at=datetime.now(UTC),
+        data={},
+    )
+    plan: list[tuple[Endpoint, datetime | None]] = [(endpoint, None)]
+    async with pool.acquire() as conn:
+        await history.record(
+            conn,
+            history.Draft(notification, "generic", subject="s"),
+            plan,
+            dedup=None,
+            source_event_id=str(notification.id),
+            correlation_id=str(notification.id),
+        )
+    # recorded while it opened; then sealed under a key this dispatcher lacks
+    stranger = Sealer([generate_key().encode()])
+    await pool.execute(
+        "UPDATE channel_endpoints SET url_sealed = $2 WHERE id = $1",
+        endpoint.id,
+        stranger.seal(HOOK, bound_to=url_place(endpoint.id)),
+    )
+    await publish_due(producer, history.due_now(notification, plan), str(notification.id))
+    await until(
+        pool,
+        "SELECT status = 'failed' FROM deliveries WHERE endpoint_id = $1",
+        endpoint.id,
+        what="the delivery failed",
+    )
+    row = await pool.fetchrow(
+        """SELECT d.last_error, e.enabled, e.consecutive_failures FROM deliveries d
+           JOIN channel_endpoints e ON e.id = d.endpoint_id WHERE d.endpoint_id = $1""",
+        endpoint.id,
+    )
+    assert "no configured key opens the sealed url" in row["last_error"]
+    assert "HERALD_ENCRYPTION_KEYS" in row["last_error"]
+    assert "private-path-token" not in row["last_error"]
+    # the keys are at fault, not the user's URL: the endpoint stays on
+    assert row["enabled"]
+    assert row["consecutive_failures"] == 0

@@ -4,11 +4,14 @@ rotated without losing a row, and a sealed value that opens only where it was pu
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from shared.cli import main
+from shared.endpoints import Endpoint, Unreadable, opened, url_place
 from shared.sealing import CannotUnseal, Sealer, derived_key, generate_key
 from shared.settings import Settings
 
@@ -24,9 +27,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HERALD_DATA_DIR", str(tmp_path / "var"))
 
 
-def _settings(
-    *keys: str, secret_key: str | None = "from-the-vault-0123456789abcdef-0123"
-) -> Settings:
+def _settings(*keys: str, secret_key: str | None = "from-the-vault-" + "0" * 32) -> Settings:
     return Settings(
         secret_key=SecretStr(secret_key) if secret_key else None,
         encryption_keys=[SecretStr(k) for k in keys],
@@ -72,9 +73,9 @@ def test_without_keys_one_is_derived_from_the_secret_key_and_derived_names_it() 
     assert Sealer.from_settings(_settings()).unseal(token, bound_to=PLACE) == URL
     # another secret key derives another key
     with pytest.raises(CannotUnseal):
-        Sealer.from_settings(
-            _settings(secret_key="another-vault-key-0123456789abcdef-0123")
-        ).unseal(token, bound_to=PLACE)
+        Sealer.from_settings(_settings(secret_key="another-" + "1" * 32)).unseal(
+            token, bound_to=PLACE
+        )
     # moving to keys of one's own: the new key first, "derived" after it
     moving = Sealer.from_settings(_settings(generate_key(), "derived"))
     assert not moving.derived
@@ -100,3 +101,46 @@ def test_a_key_that_is_not_a_fernet_key_is_refused_without_repeating_it(
     with pytest.raises(ValidationError, match="encryption key 2 is not a Fernet key") as caught:
         Settings()
     assert bad not in str(caught.value)
+
+
+def test_an_endpoint_no_key_opens_is_unreadable_with_a_reason_that_holds_no_value() -> None:
+    sealer, stranger = Sealer([generate_key().encode()]), Sealer([generate_key().encode()])
+    endpoint_id = uuid.uuid4()
+    url = "https://hooks.example.com/private-token"
+    found = opened(
+        sealer,
+        id=endpoint_id,
+        user_id="u1",
+        type="webhook",
+        url_sealed=stranger.seal(url, bound_to=url_place(endpoint_id)),
+        secret_sealed=None,
+    )
+    assert isinstance(found, Unreadable)
+    assert "HERALD_ENCRYPTION_KEYS" in found.reason
+    assert "private-token" not in found.reason
+
+
+def test_a_plain_copy_kept_for_the_grace_stands_in_for_a_sealed_one_that_does_not_open() -> None:
+    sealer, stranger = Sealer([generate_key().encode()]), Sealer([generate_key().encode()])
+    endpoint_id = uuid.uuid4()
+    url = "https://hooks.example.com/r"
+    found = opened(
+        sealer,
+        id=endpoint_id,
+        user_id="u1",
+        type="webhook",
+        url_sealed=stranger.seal(url, bound_to=url_place(endpoint_id)),
+        secret_sealed=None,
+        url=url,
+    )
+    assert isinstance(found, Endpoint)
+    assert found.url == url
+
+
+def test_the_rotation_help_adds_the_new_key_last_before_it_goes_first(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["keys", "rotate", "--help"])
+    shown = capsys.readouterr().out
+    assert shown.index("OLD,NEW") < shown.index("NEW,OLD") < shown.index("3. herald keys rotate")

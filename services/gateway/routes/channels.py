@@ -214,7 +214,11 @@ async def add_channel(
             link = telegram_links.link_url(bot, code)
         else:
             endpoint = await create_endpoint(
-                conn, user_id, new.type, sealer=state.sealer, url=new.url
+                conn,
+                user_id,
+                new.type,
+                sealer=state.sealer,
+                url=new.url,
             )
             endpoint_id, secret = endpoint.id, endpoint.secret
         row = await conn.fetchrow(
