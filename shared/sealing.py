@@ -28,8 +28,9 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from shared.credential_rules import DERIVED_KEY
 from shared.errors import HeraldError
-from shared.settings import DERIVED_KEY, Settings
+from shared.settings import Settings
 
 # the derivation's purpose: keys made from the secret key for other uses never match
 _INFO = b"herald/channel-endpoints/sealing/v1"

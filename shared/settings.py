@@ -6,7 +6,6 @@ machine with local RabbitMQ and PostgreSQL.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import re
 import secrets
@@ -25,44 +24,17 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.credential_rules import (
+    check_fernet_keys,
+    check_secret_key,
+    check_telegram_secret,
+)
 from shared.webhook_hosts import parse_entry
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SCHEDULE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
-_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-
-# in HERALD_ENCRYPTION_KEYS: the key derived from HERALD_SECRET_KEY
-DERIVED_KEY = "derived"
-
-# HS256 keys and link signatures are only as strong as the key: RFC 7518 §3.2 asks
-# for at least as many bytes as the hash has (32 for SHA-256).
-MIN_SECRET_KEY_BYTES = 32
-# Values that example files, tutorials and our own docs show; a deployment that
-# copied one has a key every reader of those files knows. Compared case-insensitively
-# with separators dropped, so "change_me" and "Change Me" are caught too.
-_PLACEHOLDER_SECRETS = frozenset(
-    {
-        "changeme",
-        "changemeplease",
-        "replaceme",
-        "secret",
-        "secretkey",
-        "yoursecretkey",
-        "mysecretkey",
-        "supersecret",
-        "password",
-        "herald",
-        "heraldsecretkey",
-        "todo",
-        "xxxxxxxx",
-        "example",
-        "test",
-        "dev",
-        "development",
-    }
-)
 
 CatchUp = Literal["skip", "once", "all"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -276,17 +248,7 @@ class Settings(BaseSettings):
     def _secret_key_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return value
-        key = value.get_secret_value()
-        if _is_placeholder(key):
-            raise ValueError(
-                "a placeholder from an example; anyone who read it "
-                "can mint tokens and unsubscribe links. Generate one: openssl rand -hex 32"
-            )
-        if len(key.encode()) < MIN_SECRET_KEY_BYTES:
-            raise ValueError(
-                f"too short: {len(key.encode())} bytes, at least {MIN_SECRET_KEY_BYTES} "
-                "needed. Generate one: openssl rand -hex 32"
-            )
+        check_secret_key(value.get_secret_value())
         return value
 
     @model_validator(mode="after")
@@ -358,9 +320,8 @@ class Settings(BaseSettings):
     @field_validator("telegram_webhook_secret")
     @classmethod
     def _telegram_secret_token(cls, value: SecretStr | None) -> SecretStr | None:
-        # Telegram's own rule for secret_token
-        if value is not None and not _TELEGRAM_SECRET.match(value.get_secret_value()):
-            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        if value is not None:
+            check_telegram_secret(value.get_secret_value())
         return value
 
     @field_validator("encryption_keys", mode="before")
@@ -371,19 +332,7 @@ class Settings(BaseSettings):
     @field_validator("encryption_keys")
     @classmethod
     def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
-        for position, key in enumerate(value, start=1):
-            text = key.get_secret_value()
-            if text == DERIVED_KEY:
-                continue
-            try:
-                raw = base64.urlsafe_b64decode(text.encode("ascii"))
-            except (ValueError, UnicodeEncodeError):
-                raw = b""
-            if len(raw) != 32:  # the message never repeats the key itself
-                raise ValueError(
-                    f"encryption key {position} is not a Fernet key (url-safe base64 of 32 "
-                    'bytes, as `herald keys generate` prints) nor "derived"'
-                )
+        check_fernet_keys([key.get_secret_value() for key in value])
         return value
 
     @field_validator("forwarded_allow_ips", mode="before")
@@ -440,12 +389,6 @@ class Settings(BaseSettings):
     def metrics_port(self, service: str) -> int:
         port: int = getattr(self, f"{service}_metrics_port")
         return port
-
-
-def _is_placeholder(key: str) -> bool:
-    folded = re.sub(r"[\s_\-.]", "", key).lower()
-    # "xxxx…", "0000…": one character repeated is no key either
-    return folded in _PLACEHOLDER_SECRETS or len(set(folded)) <= 1
 
 
 class InvalidSettings(ValueError):
