@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shared.bus import Bus
+from shared.bus import Bus, UntestedLibrary, check_versions
 from shared.db import connect_pool, ensure_database, migrate
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
@@ -230,7 +230,8 @@ def main(
 def start(name: str) -> Settings:
     try:
         settings = load_settings()
-    except InvalidSettings as exc:
+        check_versions()
+    except (InvalidSettings, UntestedLibrary) as exc:
         # before logging is configured, and a traceback would bury the reason
         raise SystemExit(f"herald {name}: {exc}") from None
     configure_logging(name, settings.log_level)

@@ -26,6 +26,7 @@ from ._parking import (
 )
 from ._sweep import about_user, sweep
 from ._topology import QueueNames, exchange_name, topic_matches
+from ._versions import UntestedLibrary, check_versions
 
 __all__ = [
     "ATTEMPT",
@@ -43,9 +44,11 @@ __all__ = [
     "ParkedMessage",
     "QueueNames",
     "QueueStats",
+    "UntestedLibrary",
     "WorkQueueState",
     "about_user",
     "catalog",
+    "check_versions",
     "delete_parked",
     "exchange_name",
     "list_parked",

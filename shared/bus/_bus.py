@@ -50,6 +50,7 @@ from ._topology import (
     exchange_name,
     topic_matches,
 )
+from ._versions import check_versions
 from .catalog import WorkQueue
 
 log = structlog.get_logger("herald.bus")
@@ -244,7 +245,9 @@ class Bus:
         ]
 
     async def start(self, *, wait: float | None = None) -> None:
-        """Start the supervisor; with ``wait``, block until connected (or raise)."""
+        """Start the supervisor; with ``wait``, block until connected (or raise).
+        Refuses (``UntestedLibrary``) on AMQP libraries of untested versions."""
+        check_versions()
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._supervise(), name=f"bus:{self.service}")
         if wait is not None:
