@@ -224,7 +224,7 @@ async def prometheus(platform: Platform, settings: Settings, tmp_path: Path) -> 
     path.write_text(yaml.safe_dump(config))
     url = f"http://127.0.0.1:{free_port()}"
     with (tmp_path / "prometheus.log").open("wb") as log:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: ASYNC220 (returns at once; it runs on)
             [
                 binary,
                 f"--config.file={path}",
@@ -239,7 +239,8 @@ async def prometheus(platform: Platform, settings: Settings, tmp_path: Path) -> 
         async def ready() -> bool:
             assert process.poll() is None, (tmp_path / "prometheus.log").read_text()
             try:
-                return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+                async with httpx.AsyncClient(timeout=2) as client:
+                    return (await client.get(f"{url}/-/ready")).status_code == 200
             except httpx.HTTPError:
                 return False
 
