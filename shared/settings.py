@@ -324,21 +324,11 @@ class Settings(BaseSettings):
             check_telegram_secret(value.get_secret_value())
         return value
 
-    @field_validator("encryption_keys", mode="before")
-    @classmethod
-    def _parse_keys(cls, value: object) -> object:
-        return _split_commas(value)
-
     @field_validator("encryption_keys")
     @classmethod
     def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
         check_fernet_keys([key.get_secret_value() for key in value])
         return value
-
-    @field_validator("forwarded_allow_ips", mode="before")
-    @classmethod
-    def _parse_proxies(cls, value: object) -> object:
-        return _split_commas(value)
 
     @field_validator("forwarded_allow_ips")
     @classmethod
@@ -349,9 +339,15 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)
         return value
 
-    @field_validator("retry_delays", "delivery_retry_delays", mode="before")
+    @field_validator(
+        "retry_delays",
+        "delivery_retry_delays",
+        "encryption_keys",
+        "forwarded_allow_ips",
+        mode="before",
+    )
     @classmethod
-    def _parse_delays(cls, value: object) -> object:
+    def _parse_lists(cls, value: object) -> object:
         return _split_commas(value)
 
     @field_validator("retry_delays", "delivery_retry_delays")

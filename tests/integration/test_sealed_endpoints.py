@@ -449,3 +449,19 @@ async def test_a_delivery_whose_endpoint_no_key_opens_fails_for_good_and_says_wh
     # the keys are at fault, not the user's URL: the endpoint stays on
     assert row["enabled"]
     assert row["consecutive_failures"] == 0
+
+
+async def test_a_test_send_to_a_channel_no_key_opens_says_so(
+    gateway_factory: Callable[..., Awaitable[Gateway]],
+) -> None:
+    gateway = await gateway_factory()
+    user = await gateway.user()
+    stranger = Sealer([generate_key().encode()])  # a key this gateway lacks
+    async with gateway.pool.acquire() as conn:
+        endpoint = await create_endpoint(
+            conn, user, "webhook", sealer=stranger, url="https://93.184.215.14/hook"
+        )
+    async with gateway.as_user(user) as client:
+        answer = await client.post(f"/v1/me/channels/{endpoint.id}/test")
+    assert answer.status_code == 409, answer.text
+    assert "cannot be read with the server's keys" in answer.json()["detail"]

@@ -29,7 +29,7 @@ import asyncpg
 from fastapi import APIRouter, Body, HTTPException, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.endpoints import create_endpoint, url_place
+from shared.endpoints import Unreadable, create_endpoint, opened
 from shared.errors import Retry
 from shared.events import RequestNotification, new_event
 from shared.url_guard import UnsafeUrl
@@ -305,13 +305,23 @@ async def test_channel(channel_id: ChannelId, user_id: CurrentUser, state: State
         raise _not_found()
     if not row["enabled"]:
         raise HTTPException(status.HTTP_409_CONFLICT, "this channel is off: switch it on first")
-    url = (
-        state.sealer.unseal(row["url_sealed"], bound_to=url_place(channel_id))
-        if row["url_sealed"]
-        else row["url"]  # not sealed yet: stored before this version, sealed at start-up
+    endpoint = opened(
+        state.sealer,
+        id=channel_id,
+        user_id=user_id,
+        type=row["type"],
+        url_sealed=row["url_sealed"],
+        secret_sealed=None,
+        url=row["url"],
     )
-    if url is not None:  # stored before its host list shrank: it would only fail
-        _check_host(state, row["type"], url)
+    if isinstance(endpoint, Unreadable):
+        # the dispatcher would leave it out too: say so rather than send nothing
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "this channel cannot be read with the server's keys: ask its operator",
+        )
+    if endpoint.url is not None:  # stored before its host list shrank: it would only fail
+        _check_host(state, row["type"], endpoint.url)
     event_id = str(uuid.uuid4())
     event = new_event(
         RequestNotification(
