@@ -92,7 +92,28 @@ async def _matching(
     again behind us and must not be taken a second time. Messages left unacked (not
     matching ``event_id``, or past ``limit``) go back to their queue when its channel
     closes."""
+    if limit <= 0:
+        return
     handed = 0
+    async with contextlib.aclosing(held_messages(connection, queues)) as held:
+        async for queue, message in held:
+            parked = _describe(queue, message)
+            if event_id is not None and parked.event_id != event_id:
+                continue
+            yield message, parked
+            handed += 1
+            if handed >= limit:
+                return
+
+
+async def held_messages(
+    connection: AbstractConnection, queues: Sequence[str]
+) -> AsyncGenerator[tuple[str, AbstractIncomingMessage], None]:
+    """Each message the ``queues`` hold when the walk reaches them, taken unacked on a
+    channel of that queue's own, with its queue's name. What the caller does not ack
+    goes back in place when that channel closes: after the queue, or when the caller
+    stops early (close the generator: ``contextlib.aclosing``). Messages that arrive
+    during the walk are not taken."""
     for queue in queues:
         found = await _probe(connection, queue)
         if found is None:
@@ -100,18 +121,11 @@ async def _matching(
         channel, present = found
         try:
             q = await channel.get_queue(queue, ensure=False)
-            taken = 0
-            while (
-                handed < limit
-                and taken < present
-                and (message := await q.get(no_ack=False, fail=False))
-            ):
-                taken += 1
-                parked = _describe(queue, message)
-                if event_id is not None and parked.event_id != event_id:
-                    continue
-                handed += 1
-                yield message, parked
+            for _ in range(present):
+                message = await q.get(no_ack=False, fail=False)
+                if message is None:  # expired or taken meanwhile
+                    break
+                yield queue, message
         finally:
             await channel.close()
 

@@ -25,12 +25,13 @@ that is not JSON cannot be told apart and is kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 
 from aio_pika.abc import AbstractConnection
 
-from ._parking import _probe
+from ._parking import held_messages
 
 About = Callable[[bytes], bool]
 
@@ -55,20 +56,9 @@ async def sweep(connection: AbstractConnection, queues: Sequence[str], about: Ab
     """Drop every message of ``queues`` whose body is ``about``; how many were dropped.
     Only what the queues held when the sweep reached them is looked at."""
     dropped = 0
-    for queue in queues:
-        found = await _probe(connection, queue)
-        if found is None:
-            continue
-        channel, present = found
-        try:
-            q = await channel.get_queue(queue, ensure=False)
-            for _ in range(present):
-                message = await q.get(no_ack=False, fail=False)
-                if message is None:  # expired while we walked (a delay queue)
-                    break
-                if about(message.body):
-                    await message.ack()
-                    dropped += 1
-        finally:
-            await channel.close()  # unacked: every other message goes back in place
+    async with contextlib.aclosing(held_messages(connection, queues)) as held:
+        async for _, message in held:
+            if about(message.body):
+                await message.ack()
+                dropped += 1
     return dropped
