@@ -302,8 +302,30 @@ class CancelNotification(Payload):
     user_id: str = NonEmpty
 
 
+class JobSummary(BaseModel):
+    """What a notification about a job shows, as the matcher held it when it matched:
+    the consumer of a match needs no table of the matcher's to word it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    title: str = Field(min_length=1, max_length=512)
+    company: str = Field(min_length=1, max_length=512)
+    location: str | None = None
+    remote: bool = False
+    salary_min: float | None = Field(default=None, ge=0)
+    salary_max: float | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, max_length=3)
+    url: AnyHttpUrl
+    posted_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+    # "closed" once the job was closed or expired before the match was announced
+    state: Literal["open", "closed"] = "open"
+
+
 class MatchFound(Payload):
     event_type = "match.found"
+    # v2: the job travels with the match (``job``), so a v1 message is refused
+    schema_version = 2
     model_config = example(
         match_id="b1f0c3e2-5d7a-5c1e-9a51-2f3e4d5c6b7a",
         user_id="u-amara",
@@ -313,6 +335,19 @@ class MatchFound(Payload):
         matched_skills=["patient assessment", "ventilator care"],
         missing_skills=["bls"],
         reason="new_match",
+        job={
+            "title": "Critical Care Staff Nurse",
+            "company": "Northgate General Hospital",
+            "location": "Manchester, UK",
+            "remote": False,
+            "salary_min": 38000,
+            "salary_max": 46000,
+            "currency": "GBP",
+            "url": "https://jobs.example.org/jobs/4711",
+            "posted_at": "2026-11-23T08:00:00Z",
+            "expires_at": "2026-12-23T00:00:00Z",
+            "state": "open",
+        },
     )
     match_id: str = NonEmpty
     user_id: str = NonEmpty
@@ -322,6 +357,7 @@ class MatchFound(Payload):
     matched_skills: list[str] = Field(default_factory=list)
     missing_skills: list[str] = Field(default_factory=list)
     reason: Literal["new_match", "score_improved", "alert"]
+    job: JobSummary
 
 
 class NotificationDelivered(Payload):
