@@ -102,7 +102,7 @@ k8s: install
 
 ## make asyncapi: regenerate docs/asyncapi.yaml from the event models and bus topology
 asyncapi: install
-	$(BIN)/python -m shared.asyncapi
+	$(BIN)/python -m tools.asyncapi
 
 ## make demo: with `make run` going, publish a small realistic set and show what happened
 demo: install

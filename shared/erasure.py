@@ -9,6 +9,12 @@ under the same id afterwards still works.
 Each service erases what it holds: its rows (its handler), and the messages about the
 user waiting in its own delay and parking queues (``forget_in_queues``), which every
 service sweeps on the ``user.deleted`` it hears on its own queue.
+
+``erased_users`` is the one table several services write (docs/data-ownership.md):
+each service that checks tombstones (dispatcher, matcher, scheduler) records one in
+the transaction of its own erasure, as it cannot wait for another to hear the event
+first. All write the same fact about the same event, so the row is one per user and
+the writes merge (the latest time wins); the scheduler drops it after retention.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from shared.events import (
     Event,
     JobClosed,
     JobPosted,
+    JobSummary,
     MatchFound,
     ResumeDeleted,
     ResumeUpserted,
@@ -40,6 +41,7 @@ from shared.settings import Settings
 
 from . import alerts, jobs, matches, resumes
 from .embedding import Embedder
+from .expiry import expire_jobs
 from .index import VectorIndex
 from .metrics import MatcherMetrics
 from .scoring import (
@@ -274,11 +276,7 @@ async def on_alert_deleted(event: Event[AlertDeleted], deps: MatcherDeps) -> Non
 async def on_tick(event: Event[Tick], deps: MatcherDeps) -> None:
     schedule = event.data.schedule
     if schedule == "hourly":
-        async with deps.pool.acquire() as conn:
-            gone = await jobs.expired(conn)
-        if gone:
-            await deps.index.delete(JOBS, gone)
-            log.info("expired_jobs_removed", count=len(gone))
+        await expire_jobs(deps.pool, deps.bus, deps.index, deps.metrics, deps.clock())
         return
     frequency = "daily" if schedule == "daily" else "weekly"
     async with deps.pool.acquire() as conn:
@@ -301,6 +299,7 @@ async def run_alert(
         fresh = await alerts.record_hits(conn, alert.alert_id, list(found))
         similarity = await _similarities(deps, alert.query_text, {j: found[j] for j in fresh})
         await _publish(
+            conn,
             deps,
             [
                 matches.Announce(
@@ -371,10 +370,11 @@ async def _announce(
         improved_by=deps.settings.match_improved_by,
         same_job=same_job,
     )
-    await _publish(deps, decided, explained, correlation_id)
+    await _publish(conn, deps, decided, explained, correlation_id)
 
 
 async def _publish(
+    conn: Connection,
     deps: MatcherDeps,
     decided: list[matches.Announce],
     explained: dict[tuple[str, str], Scored],
@@ -383,9 +383,20 @@ async def _publish(
     reason: Literal["alert"] | None = None,
     id_parts: tuple[str, ...] = (),
 ) -> None:
+    if not decided:
+        return
+    # the job travels with its match: whoever words it needs no table of ours
+    summaries = await jobs.summaries(conn, {a.job_id for a in decided}, deps.clock())
     # a generator: the bus writes the first events while the last are built
     await deps.bus.publish_many(
-        _match_found(a, explained.get((a.user_id, a.job_id)), correlation_id, reason, id_parts)
+        _match_found(
+            a,
+            summaries[a.job_id],
+            explained.get((a.user_id, a.job_id)),
+            correlation_id,
+            reason,
+            id_parts,
+        )
         for a in decided
     )
     for a in decided:  # counted once the broker has confirmed them all
@@ -394,6 +405,7 @@ async def _publish(
 
 def _match_found(
     a: matches.Announce,
+    job: JobSummary,
     why: Scored | None,
     correlation_id: str,
     reason: Literal["alert"] | None,
@@ -408,6 +420,7 @@ def _match_found(
         matched_skills=sorted(why.matched_skills) if why else [],
         missing_skills=sorted(why.missing_skills) if why else [],
         reason=reason or a.reason,
+        job=job,
     )
     return new_event(
         payload,

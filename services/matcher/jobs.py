@@ -7,7 +7,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from shared.db import Connection
-from shared.events import JobPosted
+from shared.events import JobPosted, JobSummary
+
+# jobs closed on expiry per transaction: each batch's job.expired events are
+# confirmed before its rows commit
+EXPIRY_BATCH = 500
 
 
 async def upsert_job(
@@ -76,13 +80,55 @@ async def close_job(conn: Connection, job_id: str, as_of: datetime) -> bool | No
     return bool(row["closed"]) if row["known"] else None
 
 
-async def expired(conn: Connection) -> list[str]:
-    """Jobs past their expiry that are still indexed; they leave the index."""
+async def close_expired(conn: Connection, now: datetime) -> list[tuple[str, datetime, bool]]:
+    """Close up to ``EXPIRY_BATCH`` jobs whose ``expires_at`` has passed, as of that
+    time, and mark them out of the index: (job, expiry, whether this closed it) of
+    each. A job closed earlier (``job.closed``) but still marked indexed comes back
+    too, unannounced, so that it leaves the index. Call inside the transaction that
+    announces them; replicas skip each other's rows."""
     rows = await conn.fetch(
-        """UPDATE jobs SET indexed_at = NULL
-           WHERE expires_at <= now() AND indexed_at IS NOT NULL RETURNING job_id"""
+        """WITH due AS (
+               SELECT job_id, closed_at IS NULL AS was_open FROM jobs
+               WHERE expires_at <= $1 AND (closed_at IS NULL OR indexed_at IS NOT NULL)
+               ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+           UPDATE jobs j SET closed_at = coalesce(j.closed_at, j.expires_at), indexed_at = NULL
+           FROM due WHERE j.job_id = due.job_id
+           RETURNING j.job_id, j.expires_at, due.was_open""",
+        now,
+        EXPIRY_BATCH,
     )
-    return [r["job_id"] for r in rows]
+    return [(r["job_id"], r["expires_at"], r["was_open"]) for r in rows]
+
+
+async def summaries(
+    conn: Connection, job_ids: Iterable[str], now: datetime
+) -> dict[str, JobSummary]:
+    """What ``match.found`` tells of each job, as its row stands: a job closed or
+    past its expiry (not yet swept) is ``closed``."""
+    rows = await conn.fetch(
+        """SELECT job_id, title, company, location, remote, salary_min, salary_max, currency,
+                  url, posted_at, expires_at,
+                  closed_at IS NOT NULL OR coalesce(expires_at <= $2, false) AS closed
+           FROM jobs WHERE job_id = ANY($1::text[])""",
+        list(job_ids),
+        now,
+    )
+    return {
+        r["job_id"]: JobSummary(
+            title=r["title"],
+            company=r["company"],
+            location=r["location"],
+            remote=r["remote"],
+            salary_min=r["salary_min"],
+            salary_max=r["salary_max"],
+            currency=r["currency"],
+            url=r["url"],
+            posted_at=r["posted_at"],
+            expires_at=r["expires_at"],
+            state="closed" if r["closed"] else "open",
+        )
+        for r in rows
+    }
 
 
 async def mark_indexed(conn: Connection, job_id: str, repost_of: str | None) -> None:

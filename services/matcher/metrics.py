@@ -16,6 +16,7 @@ class MatcherMetrics:
     service: str
     matches: Counter
     scores: Histogram
+    jobs_expired: Counter
 
     @classmethod
     def on(cls, metrics: ServiceMetrics) -> MatcherMetrics:
@@ -33,6 +34,12 @@ class MatcherMetrics:
                 "Score of each announced match (0 to 1; none below HERALD_MATCH_THRESHOLD)",
                 ["service"],
                 buckets=SCORE_BUCKETS,
+                registry=r,
+            ),
+            Counter(
+                "herald_matcher_jobs_expired_total",
+                "Open jobs closed because their expires_at passed (each announced as job.expired)",
+                ["service"],
                 registry=r,
             ),
         )

@@ -30,7 +30,6 @@ import structlog
 from shared.bus import Bus, catalog, purge_parked
 from shared.events import (
     Event,
-    JobExpired,
     MeetingCompleted,
     MeetingScheduled,
     MeetingStarted,
@@ -91,7 +90,7 @@ class Rounds:
         published += await self.digests(now)
         if time.monotonic() >= self._next_retention:
             self._next_retention = time.monotonic() + RETENTION_RETRY
-            published += await self.retention(now)
+            await self.retention(now)
             self._next_retention = time.monotonic() + self.retention_every
         return published
 
@@ -269,30 +268,17 @@ class Rounds:
 
     # -- retention --------------------------------------------------------------
 
-    async def retention(self, now: datetime) -> list[Event[Any]]:
+    async def retention(self, now: datetime) -> None:
         cutoff = now - timedelta(days=self.settings.retention_days)
         removed = {
-            "notifications": await retention.purge_notifications(self.pool, cutoff),
             "scheduler_rows": await retention.purge_settled(self.pool, cutoff),
             "parked_messages": await self._purge_parked(
                 now - timedelta(days=self.settings.parked_retention_days)
             ),
         }
-        published: list[Event[Any]] = []
-        while True:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await self.lease.fence(conn)
-                closed = await retention.close_expired_jobs(conn, now)
-                events = [_expired_event(job_id, at) for job_id, at in closed]
-                await asyncio.gather(*(self.bus.publish(e) for e in events))
-            published += events
-            removed["expired_jobs"] = removed.get("expired_jobs", 0) + len(events)
-            if len(closed) < retention.BATCH:
-                break
         for what, count in removed.items():
             self.metrics.retention.labels(self.metrics.service, what).inc(count)
         log.info("retention_done", **removed)
-        return published
 
     async def _purge_parked(self, parked_before: datetime) -> int:
         """Parked messages of every known work queue; a broker that cannot be reached
@@ -337,13 +323,3 @@ def _meeting_moves(row: asyncpg.Record, now: datetime) -> list[Event[MeetingSche
     if row["ends_at"] <= now:
         moves.append(_meeting_event(MeetingCompleted, row))
     return moves
-
-
-def _expired_event(job_id: str, expires_at: datetime) -> Event[JobExpired]:
-    return new_event(
-        JobExpired(job_id=job_id, expires_at=expires_at),
-        source=SOURCE,
-        id=derived_id("job.expired", job_id, expires_at.isoformat()),
-        subject=job_id,
-        time=expires_at,
-    )

@@ -174,7 +174,8 @@ class JobClosed(Payload):
 
 
 class JobExpired(Payload):
-    """Published by the scheduler when it closes a job whose ``expires_at`` passed."""
+    """Published by the matcher (the owner of the job catalogue) when it closes a job
+    whose ``expires_at`` passed; checked on ``tick.hourly``, so up to an hour late."""
 
     event_type = "job.expired"
     model_config = example(job_id="job-4711", expires_at="2026-12-23T00:00:00Z")

@@ -27,6 +27,7 @@ from shared.events import (
     AlertSaved,
     Event,
     JobClosed,
+    JobExpired,
     JobPosted,
     JobType,
     MatchFound,
@@ -67,6 +68,7 @@ class Matcher:
     bus: Bus
     deps: MatcherDeps
     found: list[Event[MatchFound]]
+    expired: list[Event[JobExpired]]
 
     async def send(self, data: Payload, *, at: datetime | None = None) -> Event[Any]:
         event = new_event(data, source="tests", time=at) if at else new_event(data, source="tests")
@@ -92,15 +94,19 @@ async def matcher(
             deps = await stack.enter_async_context(matcher_deps(runtime))
             subscribe(runtime, deps)
             found: list[Event[MatchFound]] = []
+            expired: list[Event[JobExpired]] = []
 
             async def collect(event: Event[MatchFound]) -> None:
                 found.append(event)
 
+            async def collect_expired(event: Event[JobExpired]) -> None:
+                expired.append(event)
+
             observer = bus_factory("observer")
-            observer.subscribe("matches", {"match.found": collect})
+            observer.subscribe("matches", {"match.found": collect, "job.expired": collect_expired})
             await observer.start(wait=10)
             await bus.start(wait=10)
-            return Matcher(observer, deps, found)
+            return Matcher(observer, deps, found, expired)
 
         yield start
 
@@ -169,6 +175,20 @@ async def test_a_job_reaches_the_right_people_and_not_the_wrong_ones(
     assert "python" in match.matched_skills
     assert "django" in match.matched_skills
     assert "go" not in match.matched_skills
+    # the job travels with the match: whoever words it needs nothing of the matcher's
+    assert match.job.posted_at == onsite.posted_at
+    assert match.job.model_dump(mode="json", exclude={"posted_at"}) == {
+        "title": onsite.title,
+        "company": onsite.company,
+        "location": "Berlin",
+        "remote": False,
+        "salary_min": 70_000,
+        "salary_max": 90_000,
+        "currency": "EUR",
+        "url": "https://jobs.example.com/1",
+        "expires_at": None,
+        "state": "open",
+    }
     # on-site in Berlin: not for Paris (remote or not), not for the nurse, not for
     # someone whose salary floor is above the range
     for other in (paris, remote_paris, nurse, expensive):
@@ -201,6 +221,8 @@ async def test_a_new_resume_finds_open_jobs_and_the_same_pair_keeps_its_match_id
     await eventually(lambda: bool(m.matches_for(seeker)), timeout=30, what="a match")
     await asyncio.sleep(1.0)
     assert [x.job_id for x in m.matches_for(seeker)] == [open_job.job_id]
+    assert m.matches_for(seeker)[0].job.company == open_job.company
+    assert m.matches_for(seeker)[0].job.state == "open"
     first_id = m.matches_for(seeker)[0].match_id
 
     # the same résumé again, a little richer: same pair, same id, nothing new to say
@@ -480,6 +502,8 @@ async def test_an_alert_fires_once_per_job(
     await m.send(Tick(schedule="daily", slot=slot + timedelta(days=1)))
     await asyncio.sleep(1.5)
     assert [x.job_id for x in alerted()] == [wanted.job_id]
+    assert alerted()[0].job.title == wanted.title
+    assert str(alerted()[0].job.url) == str(wanted.url)
 
 
 async def test_an_alert_finds_a_job_published_after_its_run_and_announces_it_once(
@@ -539,9 +563,11 @@ async def test_an_alert_finds_a_job_published_after_its_run_and_announces_it_onc
     assert [x.job_id for x in alerted()] == [late.job_id]
 
 
-async def test_expired_and_closed_jobs_leave_the_index_and_stay_out(
+async def test_the_matcher_closes_expired_jobs_on_its_hourly_tick_and_announces_them(
     matcher: Callable[..., Awaitable[Matcher]], pool: asyncpg.Pool
 ) -> None:
+    # expired jobs leave the index and stay out; closed ones too, but only an expiry
+    # is announced (job.expired), once, for those who keep a copy of the job
     m = await matcher()
     expiring = job(expires_at=datetime.now(UTC) + timedelta(seconds=3))
     closed = job()
@@ -574,6 +600,15 @@ async def test_expired_and_closed_jobs_leave_the_index_and_stay_out(
     await m.send(Tick(schedule="hourly", slot=datetime.now(UTC)))
     await eventually(lambda: _is(in_index(expiring), 0), timeout=30, what="the expired job gone")
     assert await in_index(closed) == 0
+    closed_at = await pool.fetchval("SELECT closed_at FROM jobs WHERE job_id = $1", expiring.job_id)
+    assert closed_at == expiring.expires_at
+    await eventually(
+        lambda: any(e.data.job_id == expiring.job_id for e in m.expired),
+        timeout=30,
+        what="job.expired",
+    )
+    # the next hour has nothing more to say about either
+    await m.send(Tick(schedule="hourly", slot=datetime.now(UTC) + timedelta(hours=1)))
     # and nobody new hears of either
     seeker = user()
     await m.send(resume(seeker, location="Berlin"))
@@ -583,6 +618,10 @@ async def test_expired_and_closed_jobs_leave_the_index_and_stay_out(
     )
     await asyncio.sleep(1.0)
     assert not {x.job_id for x in m.matches_for(seeker)} & {expiring.job_id, closed.job_id}
+    announced = [e for e in m.expired if e.data.job_id in {expiring.job_id, closed.job_id}]
+    assert [(e.data.job_id, e.data.expires_at, e.time) for e in announced] == [
+        (expiring.job_id, expiring.expires_at, expiring.expires_at)
+    ]
 
 
 async def _is(count: Awaitable[int], expected: int) -> bool:

@@ -437,34 +437,41 @@ async def test_a_digest_follows_preference_changes_and_catches_up_once(
 # -- retention ----------------------------------------------------------------------
 
 
-async def test_retention_purges_old_notifications_and_parked_messages_and_closes_expired_jobs(
+async def test_retention_purges_what_the_scheduler_owns_and_leaves_other_services_rows(
     harness: Callable[..., Awaitable[Harness]], pool: asyncpg.Pool, settings: Settings
 ) -> None:
     h = await harness(retention_days=90, parked_retention_days=30)
     now = datetime.now(UTC)
     user = await _digest_user(pool, "UTC", "instant")
-    old, recent, waiting = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    for nid, age in ((old, 91), (recent, 89), (waiting, 120)):
-        await pool.execute(
-            """INSERT INTO notifications (id, user_id, type, title, body, source_event_id, created_at)
-               VALUES ($1, $2, 'test', 't', 'b', $3, $4)""",
-            nid, user, str(nid), now - timedelta(days=age),
-        )  # fmt: skip
+    # the dispatcher's notifications and cancellation marks and the matcher's jobs are
+    # their owners' to trim (and to close on expiry): old as they are, they stay
+    old_notification, old_request = uuid.uuid4(), f"r-{uuid.uuid4().hex[:8]}"
     await pool.execute(
-        "INSERT INTO deliveries (id, notification_id, channel, status) VALUES ($1, $2, 'inapp', 'held')",
-        uuid.uuid4(),
-        waiting,
+        """INSERT INTO notifications (id, user_id, type, title, body, source_event_id, created_at)
+           VALUES ($1, $2, 'test', 't', 'b', $3, $4)""",
+        old_notification, user, str(old_notification), now - timedelta(days=120),
+    )  # fmt: skip
+    await pool.execute(
+        "INSERT INTO cancelled_requests (request_id, user_id, cancelled_at) VALUES ($1, $2, $3)",
+        old_request,
+        user,
+        now - timedelta(days=120),
     )
-    job_ids = [f"j-{uuid.uuid4().hex[:6]}" for _ in range(2)]
-    for job_id, expires in zip(
-        job_ids, (now - timedelta(hours=1), now + timedelta(days=1)), strict=True
-    ):
+    expired_job = f"j-{uuid.uuid4().hex[:6]}"
+    await pool.execute(
+        """INSERT INTO jobs (job_id, title, company, description, remote, job_type, url,
+                             posted_at, expires_at, as_of)
+           VALUES ($1, 'Engineer', 'Acme', '', true, 'full_time', 'https://acme.example',
+                   $2, $3, $2)""",
+        expired_job, now - timedelta(days=10), now - timedelta(hours=1),
+    )  # fmt: skip
+    old_reminder, recent_reminder = f"rem-{uuid.uuid4().hex[:8]}", f"rem-{uuid.uuid4().hex[:8]}"
+    for reminder_id, age in ((old_reminder, 91), (recent_reminder, 89)):
         await pool.execute(
-            """INSERT INTO jobs (job_id, title, company, description, remote, job_type, url,
-                                 posted_at, expires_at, as_of)
-               VALUES ($1, 'Engineer', 'Acme', '', true, 'full_time', 'https://acme.example',
-                       $2, $3, $2)""",
-            job_id, now - timedelta(days=10), expires,
+            """INSERT INTO scheduled_reminders (reminder_id, user_id, kind, subject_type,
+                                                subject_id, due_at, status, settled_at)
+               VALUES ($1, $2, 'follow_up', 'application', 'a-1', $3, 'sent', $3)""",
+            reminder_id, user, now - timedelta(days=age),
         )  # fmt: skip
     gone, kept = f"u-{uuid.uuid4().hex[:8]}", f"u-{uuid.uuid4().hex[:8]}"
     for erased, age in ((gone, 91), (kept, 1)):
@@ -485,25 +492,23 @@ async def test_retention_purges_old_notifications_and_parked_messages_and_closes
             )
     await eventually(lambda: _depth(settings, parked, 3), what="three parked messages")
 
-    published = await h.rounds.retention(now)
-    await h.heard_all(published)
+    await h.rounds.retention(now)
 
-    left = {
-        r["id"] for r in await pool.fetch("SELECT id FROM notifications WHERE user_id = $1", user)
-    }
-    assert left == {recent, waiting}
+    reminders = await pool.fetch(
+        "SELECT reminder_id FROM scheduled_reminders WHERE reminder_id = ANY($1::text[])",
+        [old_reminder, recent_reminder],
+    )
+    assert [r["reminder_id"] for r in reminders] == [recent_reminder]
     tombstones = await pool.fetch(
         "SELECT user_id FROM erased_users WHERE user_id = ANY($1::text[])", [gone, kept]
     )
     assert [r["user_id"] for r in tombstones] == [kept]
     assert await queue_depth(settings.amqp_url.get_secret_value(), parked) == 1
-    closed = dict(
-        await pool.fetch(
-            "SELECT job_id, closed_at IS NOT NULL FROM jobs WHERE job_id = ANY($1::text[])", job_ids
-        )
+    assert await pool.fetchval("SELECT true FROM notifications WHERE id = $1", old_notification)
+    assert await pool.fetchval(
+        "SELECT true FROM cancelled_requests WHERE request_id = $1", old_request
     )
-    assert closed == {job_ids[0]: True, job_ids[1]: False}
-    assert [e.data.job_id for e in h.of("job.expired") if e.data.job_id in job_ids] == [job_ids[0]]
+    assert await pool.fetchval("SELECT closed_at IS NULL FROM jobs WHERE job_id = $1", expired_job)
 
 
 async def _depth(settings: Settings, queue: str, expected: int) -> bool:

@@ -13,9 +13,9 @@ import referencing
 import yaml
 from referencing.jsonschema import DRAFT7
 
-from shared import asyncapi
 from shared.bus import catalog
 from shared.events import ALL_PAYLOADS, parse_event
+from tools import asyncapi
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_SCHEMA = ROOT / "tests" / "schemas" / "asyncapi-3.0.0.json"
@@ -129,7 +129,7 @@ def test_the_published_schema_refuses_what_herald_refuses() -> None:
 
 
 def test_the_types_documented_as_yours_are_the_ones_the_gateway_accepts() -> None:
-    from shared.asyncapi import PUBLISHERS, YOU
     from shared.events import INTEGRATOR_TYPES
+    from tools.asyncapi import PUBLISHERS, YOU
 
     assert {t for t, who in PUBLISHERS.items() if YOU in who} == INTEGRATOR_TYPES

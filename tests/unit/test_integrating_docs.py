@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from services.dispatcher.channels.webhook import sign
-from shared.asyncapi import PUBLISHERS, YOU
 from shared.events import payload_model
 from tests.docs import INTEGRATING, snippet, snippets
+from tools.asyncapi import PUBLISHERS, YOU
 
 
 def signed(body: bytes, secret: str, *, at: float | None = None) -> dict[str, str]:
