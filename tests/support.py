@@ -114,6 +114,27 @@ async def _busy(buses: Sequence[Bus], *, delayed: bool) -> str | None:
     return None
 
 
+class Heard(list[Event[Any]]):
+    """The events a probe bus took from a work queue of its own, in the order they
+    came: ``quiescent(heard.bus)`` once it has taken every one published so far."""
+
+    def __init__(self, bus: Bus) -> None:
+        super().__init__()
+        self.bus = bus
+
+
+async def hear(bus: Bus, bindings: Sequence[str]) -> Heard:
+    """Start ``bus`` keeping every event of ``bindings``."""
+    heard = Heard(bus)
+
+    async def keep(event: Event[Any]) -> None:
+        heard.append(event)
+
+    bus.subscribe("heard", dict.fromkeys(bindings, keep))
+    await bus.start(wait=10)
+    return heard
+
+
 def notification(
     user_id: str = "u1", *, correlation_id: str | None = None, **fields: Any
 ) -> Event[RequestNotification]:
