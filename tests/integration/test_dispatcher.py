@@ -703,7 +703,8 @@ async def test_a_pending_delivery_whose_message_was_lost_is_swept_and_sent(
             return sum(purged) >= 1
 
         await eventually(retry_lost, timeout=1.5, what="the retry message to purge")
-        await asyncio.sleep(2.5)  # past the 2 s retry step: nothing comes back
+        await asyncio.sleep(2.5)  # a wait for a time: past the 2 s retry step
+        await quiescent(d.bus, also=[sending(pool, user_id)])  # and nothing came back
         assert len(receiver.to("/hook")) == 1
         assert await sweep_lost(pool, d.bus, after=0.0) >= 1
         await eventually(lambda: len(receiver.to("/hook")) == 2, what="the swept retry")
