@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
 import pytest
 
 from services.dispatcher.calendar import meeting_ics
@@ -112,6 +113,22 @@ async def _busy(buses: Sequence[Bus], *, delayed: bool) -> str | None:
             if stats.messages:
                 return f"{stats.queue} holds {stats.messages} message(s)"
     return None
+
+
+def sending(pool: asyncpg.Pool, user_id: str) -> Busy:
+    """For ``quiescent``: busy while a delivery to ``user_id`` is claimed and its
+    outcome not yet written. A dispatcher sends the deliveries it claimed inline
+    after acking the event that planned them, so its bus going quiet is not enough."""
+
+    async def busy() -> str | None:
+        claimed = await pool.fetchval(
+            """SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+               WHERE n.user_id = $1 AND d.claimed_until > clock_timestamp()""",
+            user_id,
+        )
+        return f"{claimed} deliveries to {user_id} being sent" if claimed else None
+
+    return busy
 
 
 class Heard(list[Event[Any]]):

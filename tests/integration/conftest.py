@@ -21,7 +21,7 @@ from shared.runner import Runtime
 from shared.sealing import Sealer, derived_key
 from shared.settings import Settings
 from tests.conftest import SECRET_KEY
-from tests.support import Busy, eventually
+from tests.support import eventually
 
 
 @dataclass
@@ -118,19 +118,3 @@ async def until(
 ) -> None:
     """Wait until ``query`` (one value) is true."""
     await eventually(lambda: pool.fetchval(query, *args), timeout=timeout, what=what)
-
-
-def sending(pool: asyncpg.Pool, user_id: str) -> Busy:
-    """For ``quiescent``: busy while a delivery to ``user_id`` is claimed and its
-    outcome not yet written. A dispatcher sends the deliveries it claimed inline
-    after acking the event that planned them, so its bus going quiet is not enough."""
-
-    async def busy() -> str | None:
-        claimed = await pool.fetchval(
-            """SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-               WHERE n.user_id = $1 AND d.claimed_until > clock_timestamp()""",
-            user_id,
-        )
-        return f"{claimed} deliveries to {user_id} being sent" if claimed else None
-
-    return busy

@@ -11,16 +11,9 @@ import asyncpg
 
 from shared.bus import Bus
 from shared.events import CancelNotification, RequestNotification, new_event
-from tests.integration.conftest import (
-    Dispatcher,
-    add_endpoint,
-    publish,
-    sending,
-    sign_up,
-    until,
-)
+from tests.integration.conftest import Dispatcher, add_endpoint, publish, sign_up, until
 from tests.receivers import Receiver
-from tests.support import eventually, quiescent
+from tests.support import eventually, quiescent, sending
 
 Start = Callable[..., Awaitable[Dispatcher]]
 

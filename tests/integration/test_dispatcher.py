@@ -37,12 +37,11 @@ from tests.integration.conftest import (
     add_endpoint,
     deliveries,
     publish,
-    sending,
     sign_up,
     until,
 )
 from tests.receivers import Receiver, Reply
-from tests.support import eventually, quiescent
+from tests.support import eventually, quiescent, sending
 
 Start = Callable[..., Awaitable[Dispatcher]]
 

@@ -20,12 +20,11 @@ from tests.integration.conftest import (
     add_endpoint,
     endpoint_sealer,
     publish,
-    sending,
     sign_up,
 )
 from tests.integration.test_dispatcher import request
 from tests.receivers import Receiver
-from tests.support import eventually, quiescent
+from tests.support import eventually, quiescent, sending
 
 Start = Callable[..., Awaitable[Dispatcher]]
 

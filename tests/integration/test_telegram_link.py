@@ -21,10 +21,10 @@ from services.gateway.routes.channels import MAX_ENDPOINTS
 from shared.bus import Bus
 from shared.events import RequestNotification
 from tests.conftest import AMQP_URL, SECRET_KEY, TELEGRAM_BOT, TELEGRAM_WEBHOOK_SECRET
-from tests.integration.conftest import Dispatcher, publish, sending, until
+from tests.integration.conftest import Dispatcher, publish, until
 from tests.integration.gateway import Gateway, gateway, gateway_factory, start_update
 from tests.receivers import Receiver, Reply
-from tests.support import eventually, quiescent
+from tests.support import eventually, quiescent, sending
 
 __all__ = ["gateway", "gateway_factory"]
 
