@@ -8,17 +8,18 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
 import pytest
 
 from services.dispatcher.calendar import meeting_ics
 from services.dispatcher.channels import Attachment, Notification
-from shared.bus import exchange_name
+from shared.bus import Bus, exchange_name, queue_stats
 from shared.events import Event, RequestNotification, new_event
 from shared.settings import Settings
 
@@ -55,6 +56,100 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+# Something that may still be at work: what it is doing, or None once it is idle.
+Busy = Callable[[], Awaitable[str | None]]
+
+
+async def quiescent(
+    *buses: Bus,
+    also: Sequence[Busy] = (),
+    delayed: bool = True,
+    timeout: float = 15.0,
+    interval: float = 0.1,
+) -> None:
+    """Wait until nothing more can happen on ``buses``, so that a test may then assert
+    that something did not happen: each of their work queues empty and none of their
+    handlers running (a handler acks only after its effects, sends included, so this
+    means every message taken in has had them), and each of ``also`` idle. All of it
+    on two polls in a row, ``interval`` apart: a message on its way from the broker to
+    a consumer is counted by neither for a moment.
+
+    What waits in a delay queue (a retry, a rate-limit deferral) comes back, so it
+    counts as busy; ``delayed=False`` leaves it out, for a test where something waits
+    there on purpose for longer than the test means to wait. Fails after ``timeout``
+    naming what was still busy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    quiet_polls = 0
+    while True:
+        busy = await _busy(buses, delayed=delayed)
+        for other in also:
+            busy = busy or await other()
+        if busy is None:
+            quiet_polls += 1
+            if quiet_polls == 2:
+                return
+        else:
+            quiet_polls = 0
+            if loop.time() > deadline:
+                raise AssertionError(f"not quiescent after {timeout}s: {busy}")
+        await asyncio.sleep(interval)
+
+
+async def _busy(buses: Sequence[Bus], *, delayed: bool) -> str | None:
+    for bus in buses:
+        handling = bus.metrics.registry.get_sample_value(
+            "herald_messages_in_flight", {"service": bus.service}
+        )
+        if handling:
+            return f"{bus.service} is handling {handling:.0f} message(s)"
+        holding = set(bus.holding_queues)
+        watched = [
+            q for q in bus.queues if q not in holding or (delayed and not q.endswith(".parked"))
+        ]
+        for stats in await queue_stats(bus.connection, watched):
+            if stats.messages:
+                return f"{stats.queue} holds {stats.messages} message(s)"
+    return None
+
+
+def sending(pool: asyncpg.Pool, user_id: str) -> Busy:
+    """For ``quiescent``: busy while a delivery to ``user_id`` is claimed and its
+    outcome not yet written. A dispatcher sends the deliveries it claimed inline
+    after acking the event that planned them, so its bus going quiet is not enough."""
+
+    async def busy() -> str | None:
+        claimed = await pool.fetchval(
+            """SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+               WHERE n.user_id = $1 AND d.claimed_until > clock_timestamp()""",
+            user_id,
+        )
+        return f"{claimed} deliveries to {user_id} being sent" if claimed else None
+
+    return busy
+
+
+class Heard(list[Event[Any]]):
+    """The events a probe bus took from a work queue of its own, in the order they
+    came: ``quiescent(heard.bus)`` once it has taken every one published so far."""
+
+    def __init__(self, bus: Bus) -> None:
+        super().__init__()
+        self.bus = bus
+
+
+async def hear(bus: Bus, bindings: Sequence[str]) -> Heard:
+    """Start ``bus`` keeping every event of ``bindings``."""
+    heard = Heard(bus)
+
+    async def keep(event: Event[Any]) -> None:
+        heard.append(event)
+
+    bus.subscribe("heard", dict.fromkeys(bindings, keep))
+    await bus.start(wait=10)
+    return heard
 
 
 def notification(

@@ -13,12 +13,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aio_pika
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from shared.bus import queue_stats
 from shared.settings import Settings
 from tests.conftest import SECRET_KEY, delete_topology
-from tests.support import eventually, free_ports, queues_named
+from tests.support import Busy, eventually, free_ports, queues_named
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("scheduler", "matcher", "dispatcher", "gateway")
@@ -57,6 +60,39 @@ class Platform:
                 except httpx.HTTPError:
                     return False
         return True
+
+    def working(self) -> Busy:
+        """For ``quiescent``: busy while a service handles a message (its
+        ``herald_messages_in_flight``) or a work or delay queue of the platform holds
+        one. The queues are listed once, at the first poll: all are declared at start."""
+        queues: list[str] = []
+
+        async def busy() -> str | None:
+            async with httpx.AsyncClient(timeout=2) as client:
+                for name, url in self.metrics.items():
+                    exposed = (await client.get(f"{url}/metrics")).text
+                    handling = sum(
+                        sample.value
+                        for family in text_string_to_metric_families(exposed)
+                        if family.name == "herald_messages_in_flight"
+                        for sample in family.samples
+                    )
+                    if handling:
+                        return f"{name} is handling {handling:.0f} message(s)"
+            if not queues:
+                named = await asyncio.to_thread(queues_named, f"{self.env['HERALD_NAMESPACE']}.")
+                # parked messages are done with; live listeners' queues are not ours to probe
+                queues.extend(q for q in named if not q.endswith(".parked") and ".live." not in q)
+            connection = await aio_pika.connect(self.env["HERALD_AMQP_URL"])
+            try:
+                for stats in await queue_stats(connection, queues):
+                    if stats.messages:
+                        return f"{stats.queue} holds {stats.messages} message(s)"
+            finally:
+                await connection.close()
+            return None
+
+        return busy
 
     def start(self, name: str) -> None:
         """Start (or start again) one service; its log is appended to."""

@@ -17,7 +17,7 @@ from shared.bus._pipeline import CHUNK
 from shared.errors import BusUnavailable, Defer, Permanent, Retry
 from shared.events import DeliveryDue, Event, new_event, parse_event
 from shared.settings import Settings
-from tests.support import eventually, notification, publish_raw, queue_depth
+from tests.support import eventually, notification, publish_raw, queue_depth, quiescent
 
 
 async def test_published_event_reaches_subscriber_typed_and_correlated(
@@ -65,7 +65,7 @@ async def test_transient_failure_is_retried_with_backoff_then_succeeds(
     await bus.publish(notification())
 
     await eventually(lambda: len(attempts) == 3, what="third attempt")
-    await asyncio.sleep(0.6)  # long enough for a wrongful fourth attempt to show up
+    await quiescent(bus)  # a wrongful fourth attempt would be waiting in a delay queue
     assert len(attempts) == 3
     # each wait is at least its back-off step (0.2 s, then 0.4 s)
     assert attempts[1] - attempts[0] >= 0.19
@@ -124,7 +124,7 @@ async def test_exhausted_retries_park_the_message_with_its_error(
         return len(parked) == 1
 
     await eventually(parked_one, what="parked message")
-    await asyncio.sleep(0.5)
+    await quiescent(bus)
     assert calls == 3  # 1 try + 2 retries (two back-off steps), then parked
     p = parked[0]
     assert p.event_id == sent.id
@@ -433,6 +433,7 @@ async def test_a_sweep_drops_one_user_s_messages_and_leaves_the_rest_in_place(
                 await channel.default_exchange.publish(
                     aio_pika.Message(event.to_json(), headers={"n": n}), routing_key=queue
                 )
+        # half their time in the delay queue: the sweep must not restart it
         await asyncio.sleep(2.0)
         dropped = await sweep(
             connection, [delay, parked, f"{namespace}.missing"], about_user("erased")
@@ -451,7 +452,7 @@ async def test_a_sweep_drops_one_user_s_messages_and_leaves_the_rest_in_place(
         assert await bodies(parked) == [("#1", 1), ("#3", 3)]
         await eventually(lambda: queue_depth(settings.amqp_url.get_secret_value(), work), timeout=5)
         assert time.monotonic() - swept_at < 3.5  # not 4 s from the sweep: original expiry
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # a time, not work: the other one is due with the first
         assert await bodies(work) == [("#1", 1), ("#3", 3)]
     finally:
         cleanup = await connection.channel()

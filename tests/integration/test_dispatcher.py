@@ -41,7 +41,7 @@ from tests.integration.conftest import (
     until,
 )
 from tests.receivers import Receiver, Reply
-from tests.support import eventually
+from tests.support import eventually, quiescent, sending
 
 Start = Callable[..., Awaitable[Dispatcher]]
 
@@ -134,7 +134,7 @@ async def test_erasure_removes_the_user_and_stragglers_from_before_it_change_not
         time=early,
     )
     await publish(producer, request(user_id, title="Straggler"), time=early)
-    await asyncio.sleep(1.0)
+    await quiescent(d.bus, also=[sending(pool, user_id)])
     assert await pool.fetchval("SELECT count(*) FROM users WHERE user_id = $1", user_id) == 0
     assert (
         await pool.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", user_id) == 0
@@ -182,7 +182,7 @@ async def test_a_future_dated_sign_up_from_before_an_erasure_does_not_slip_past_
 ) -> None:
     """A sign-up claiming a time years ahead, handled after the user's erasure,
     cannot bring them back: its real time is unknown, so it counts as older."""
-    await dispatcher()
+    d = await dispatcher()
     user_id = await sign_up(producer, pool)
     await publish(producer, UserDeleted(user_id=user_id))
     await until(
@@ -193,11 +193,7 @@ async def test_a_future_dated_sign_up_from_before_an_erasure_does_not_slip_past_
         UserSignedUp(user_id=user_id, email=f"{user_id}@example.com", name="Ghost"),
         time=datetime.now(UTC) + timedelta(days=3650),
     )
-    # a sign-up of someone else, published after it on the same queue, is a marker
-    # that the straggler had its turn
-    marker = await sign_up(producer, pool)
-    assert marker
-    await asyncio.sleep(0.5)
+    await quiescent(d.bus)
     assert await pool.fetchval("SELECT count(*) FROM users WHERE user_id = $1", user_id) == 0
 
 
@@ -393,16 +389,14 @@ async def test_unconfigured_channel_is_recorded_as_skipped(
 async def test_identical_content_is_sent_once_and_changed_content_again(
     dispatcher: Start, producer: Bus, pool: asyncpg.Pool
 ) -> None:
-    await dispatcher()
+    d = await dispatcher()
     user_id = await sign_up(producer, pool)
     async with Receiver("webhook") as receiver:
         await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
         for title in ("Same", "Same", "Changed"):
             await publish(producer, request(user_id, title=title, dedup_key="weekly-report"))
         await eventually(lambda: len(receiver.to("/hook")) == 2, what="two deliveries")
-        # a third, wrongful one would have arrived by now (the dispatcher runs in this
-        # process: a blocking sleep would have stopped it, and the test could not fail)
-        await asyncio.sleep(0.3)
+        await quiescent(d.bus, also=[sending(pool, user_id)])  # a third would have come
         titles = [r.json()["data"]["title"] for r in receiver.to("/hook")]
     assert sorted(titles) == ["Changed", "Same"]
 
@@ -545,7 +539,7 @@ async def test_digest_leaves_out_closed_jobs_and_mails_the_rest(
 async def test_application_update_is_worded_and_reminders_stop_when_withdrawn(
     dispatcher: Start, producer: Bus, pool: asyncpg.Pool
 ) -> None:
-    await dispatcher()
+    d = await dispatcher()
     user_id = await sign_up(producer, pool)
     job_id = f"{user_id}-job"
     await store_job(pool, job_id, title="Product Designer", company="Lumen")
@@ -584,7 +578,7 @@ async def test_application_update_is_worded_and_reminders_stop_when_withdrawn(
                 due_at=datetime.now(UTC),
             ),
         )
-        await asyncio.sleep(0.5)  # the dispatcher runs meanwhile (in this process)
+        await quiescent(d.bus, also=[sending(pool, user_id)])
         assert len(receiver.to("/hook")) == 2  # no reminder about a withdrawn application
 
 
@@ -708,7 +702,8 @@ async def test_a_pending_delivery_whose_message_was_lost_is_swept_and_sent(
             return sum(purged) >= 1
 
         await eventually(retry_lost, timeout=1.5, what="the retry message to purge")
-        await asyncio.sleep(2.5)  # past the 2 s retry step: nothing comes back
+        await asyncio.sleep(2.5)  # a wait for a time: past the 2 s retry step
+        await quiescent(d.bus, also=[sending(pool, user_id)])  # and nothing came back
         assert len(receiver.to("/hook")) == 1
         assert await sweep_lost(pool, d.bus, after=0.0) >= 1
         await eventually(lambda: len(receiver.to("/hook")) == 2, what="the swept retry")

@@ -117,7 +117,7 @@ async def test_an_expired_key_authenticates_nothing(gateway: Gateway) -> None:
     async with await gateway.as_key("admin") as admin:
         issued = await issue(admin, expires_in="2s")
         assert await authenticates(gateway, issued["key"])
-        await asyncio.sleep(2.2)
+        await asyncio.sleep(2.2)  # a wait for a time: past the key's two seconds
         assert not await authenticates(gateway, issued["key"])
         assert (await listed(admin, issued["api_key"]["id"]))["state"] == "expired"
 

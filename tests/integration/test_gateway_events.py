@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from shared.bus import Bus, exchange_name
 from shared.events import CLAIMED_TIME, Event, parse_event
 from shared.settings import Settings
 from tests.integration.gateway import Gateway, gateway, gateway_factory
-from tests.support import eventually
+from tests.support import Heard, eventually, hear, quiescent
 
 __all__ = ["gateway", "gateway_factory"]
 
@@ -25,17 +24,8 @@ STRUCTURED = {"content-type": "application/cloudevents+json"}
 
 
 @pytest.fixture
-async def published(bus_factory: Callable[..., Bus]) -> AsyncIterator[list[Event[Any]]]:
-    events: list[Event[Any]] = []
-
-    async def keep(event: Event[Any]) -> None:
-        events.append(event)
-
-    bus = bus_factory("probe")
-    bus.listen(["user.*", "job.*", "notification.requested"], keep)
-    await bus.start(wait=10)
-    yield events
-    await bus.stop(1)
+async def published(bus_factory: Callable[..., Bus]) -> Heard:
+    return await hear(bus_factory("probe"), ["user.*", "job.*", "notification.requested"])
 
 
 def binary_headers(**attributes: str) -> dict[str, str]:
@@ -45,7 +35,7 @@ def binary_headers(**attributes: str) -> dict[str, str]:
 
 
 async def test_binary_mode_events_are_published_like_structured_ones(
-    gateway: Gateway, published: list[Event[Any]]
+    gateway: Gateway, published: Heard
 ) -> None:
     data = {"user_id": "ada", "type": "note", "title": "Hi", "body": "there"}
     async with await gateway.as_key("events:write") as system:
@@ -73,7 +63,7 @@ async def test_binary_mode_events_are_published_like_structured_ones(
     assert again.status_code == 200  # the same id again: acknowledged, not republished
     assert again.json() == {"accepted": [], "duplicates": ["bin-1"]}
     await eventually(lambda: len(published) == 1, what="the event on the bus")
-    await asyncio.sleep(0.3)
+    await quiescent(published.bus)
     (event,) = published
     assert event.id == "bin-1"
     assert event.source == "my-board"
@@ -131,7 +121,7 @@ async def test_a_batch_is_accepted_whole(gateway: Gateway, published: list[Event
 
 
 async def test_herald_s_own_event_types_are_refused_and_nothing_of_the_batch_is_published(
-    gateway: Gateway, published: list[Event[Any]]
+    gateway: Gateway, published: Heard
 ) -> None:
     """A key for publishing events cannot make Herald announce a match, fire a
     reminder or send a delivery on its own say: those types are Herald's."""
@@ -164,7 +154,7 @@ async def test_herald_s_own_event_types_are_refused_and_nothing_of_the_batch_is_
     (problem,) = answer.json()["detail"]["errors"]
     assert problem["index"] == 1
     assert "published by Herald itself" in problem["error"]
-    await asyncio.sleep(0.3)
+    await quiescent(published.bus)
     assert published == []  # the batch is refused whole
 
 
@@ -193,7 +183,7 @@ async def jobs_feed(gateway: Gateway) -> str:
 
 
 async def test_a_key_limited_to_job_types_publishes_those_and_nothing_else(
-    gateway: Gateway, published: list[Event[Any]]
+    gateway: Gateway, published: Heard
 ) -> None:
     async with gateway.client({"X-API-Key": await jobs_feed(gateway)}) as feed:
         job = await feed.post(
@@ -210,12 +200,12 @@ async def test_a_key_limited_to_job_types_publishes_those_and_nothing_else(
         assert "user.signed_up" in binary.text
         assert "job.*" in binary.text
     await eventually(lambda: len(published) == 1, what="the job on the bus")
-    await asyncio.sleep(0.3)
+    await quiescent(published.bus)
     assert [e.type for e in published] == ["job.posted"]
 
 
 async def test_a_batch_with_one_type_the_key_may_not_publish_is_refused_whole(
-    gateway: Gateway, published: list[Event[Any]]
+    gateway: Gateway, published: Heard
 ) -> None:
     batch = [
         cloudevent("job.posted", JOB, "j-1"),
@@ -243,13 +233,11 @@ async def test_a_batch_with_one_type_the_key_may_not_publish_is_refused_whole(
     assert alone.status_code == 202, alone.text
     assert alone.json()["accepted"] == [batch[0]["id"], batch[2]["id"]]
     await eventually(lambda: len(published) == 2, what="the two jobs on the bus")
-    await asyncio.sleep(0.3)
+    await quiescent(published.bus)
     assert [e.id for e in published] == [batch[0]["id"], batch[2]["id"]]
 
 
-async def test_erasure_by_event_needs_the_erase_grant(
-    gateway: Gateway, published: list[Event[Any]]
-) -> None:
+async def test_erasure_by_event_needs_the_erase_grant(gateway: Gateway, published: Heard) -> None:
     """events:write publishes what a product reports; erasing a person everywhere is
     a grant of its own (users:erase), which admin keys hold as they always could erase."""
 
@@ -269,7 +257,7 @@ async def test_erasure_by_event_needs_the_erase_grant(
     async with await gateway.as_key("users:erase") as eraser:
         assert (await eraser.delete("/v1/users/ada")).status_code == 202
     await eventually(lambda: len(published) == 3, what="three erasures on the bus")
-    await asyncio.sleep(0.3)
+    await quiescent(published.bus)
     assert len(published) == 3  # not the refused one
 
 

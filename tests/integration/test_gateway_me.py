@@ -4,7 +4,7 @@ searches; and that no user reaches another's."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from shared.endpoints import create_endpoint
 from shared.events import Event
 from tests.integration.conftest import endpoint_sealer
 from tests.integration.gateway import Gateway, gateway, gateway_factory
-from tests.support import eventually
+from tests.support import Heard, eventually, hear, quiescent
 
 __all__ = ["gateway", "gateway_factory"]
 
@@ -23,17 +23,9 @@ PUBLIC_HOOK = "https://93.184.215.14/hooks/herald"  # an IP literal: no DNS need
 
 
 @pytest.fixture
-async def heard(bus_factory: Callable[..., Bus]) -> AsyncIterator[list[Event[Any]]]:
+async def heard(bus_factory: Callable[..., Bus]) -> Heard:
     """Every alert.* and notification.requested event published in the test."""
-    events: list[Event[Any]] = []
-
-    async def keep(event: Event[Any]) -> None:
-        events.append(event)
-
-    bus = bus_factory("probe")
-    bus.listen(["alert.*", "notification.requested"], keep)
-    await bus.start(wait=10)
-    return events
+    return await hear(bus_factory("probe"), ["alert.*", "notification.requested"])
 
 
 # -- preferences -------------------------------------------------------------------
@@ -211,7 +203,7 @@ async def test_chat_urls_must_name_their_vendors_host(
 
 
 async def test_a_test_send_to_a_host_no_longer_listed_is_refused(
-    gateway_factory: Callable[..., Awaitable[Gateway]], heard: list[Event[Any]]
+    gateway_factory: Callable[..., Awaitable[Gateway]], heard: Heard
 ) -> None:
     """Stored while the operator allowed the host; the list has shrunk since."""
     gw = await gateway_factory(slack_webhook_hosts=["hooks.slack.com"])
@@ -228,7 +220,7 @@ async def test_a_test_send_to_a_host_no_longer_listed_is_refused(
         answer = await client.post(f"/v1/me/channels/{endpoint.id}/test")
     assert answer.status_code == 422, answer.text
     assert "127.0.0.1 is not a slack webhook host" in answer.json()["detail"]
-    await asyncio.sleep(0.3)
+    await quiescent(heard.bus)
     assert heard == []
 
 
@@ -353,7 +345,7 @@ async def test_bad_alerts_are_refused(gateway: Gateway, body: dict[str, Any]) ->
 
 
 async def test_one_user_can_neither_read_nor_change_anothers_things(
-    gateway: Gateway, heard: list[Event[Any]]
+    gateway: Gateway, heard: Heard
 ) -> None:
     alice, bob = await gateway.user(), await gateway.user()
     async with gateway.as_user(alice) as a, gateway.as_user(bob) as b:
@@ -384,5 +376,5 @@ async def test_one_user_can_neither_read_nor_change_anothers_things(
         assert (await a.get(f"/v1/me/alerts/{alert['id']}")).json()["keywords"] == ["rust"]
         mine = {c["id"]: c for c in (await a.get("/v1/me/channels")).json()}
         assert mine[hook["id"]]["enabled"] is True
-    await asyncio.sleep(0.3)
+    await quiescent(heard.bus)
     assert [e.type for e in heard] == ["alert.saved"]  # Bob's attempts published nothing

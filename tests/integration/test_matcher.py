@@ -40,7 +40,7 @@ from shared.events import (
 )
 from shared.runner import Runtime
 from shared.settings import Settings
-from tests.support import eventually
+from tests.support import eventually, quiescent
 
 PYTHON_CV = (
     "Backend engineer with seven years of Python, Django and PostgreSQL. Built REST APIs, "
@@ -163,7 +163,7 @@ async def test_a_job_reaches_the_right_people_and_not_the_wrong_ones(
     onsite = job()
     await m.send(onsite)
     await eventually(lambda: bool(m.matches_for(berlin)), timeout=30, what="the Berlin match")
-    await asyncio.sleep(1.0)  # anything wrong would have arrived with it
+    await quiescent(m.deps.bus, m.bus)
 
     got = m.matches_for(berlin)
     assert len(got) == 1
@@ -219,7 +219,7 @@ async def test_a_new_resume_finds_open_jobs_and_the_same_pair_keeps_its_match_id
     seeker = user()
     await m.send(resume(seeker, location="Berlin"))
     await eventually(lambda: bool(m.matches_for(seeker)), timeout=30, what="a match")
-    await asyncio.sleep(1.0)
+    await quiescent(m.deps.bus, m.bus)
     assert [x.job_id for x in m.matches_for(seeker)] == [open_job.job_id]
     assert m.matches_for(seeker)[0].job.company == open_job.company
     assert m.matches_for(seeker)[0].job.state == "open"
@@ -233,7 +233,7 @@ async def test_a_new_resume_finds_open_jobs_and_the_same_pair_keeps_its_match_id
         ),
         what="résumé updated",
     )
-    await asyncio.sleep(1.0)
+    await quiescent(m.deps.bus, m.bus)
     ids = {x.match_id for x in m.matches_for(seeker)}
     assert ids == {first_id}
 
@@ -257,7 +257,7 @@ async def test_a_rising_score_is_announced_once_as_score_improved(
     await eventually(lambda: len(m.matches_for(seeker)) == 2, timeout=30, what="the improvement")
     # and once more with the same text: nothing new
     await m.send(resume(seeker, PYTHON_CV + " ", location="Berlin"))
-    await asyncio.sleep(1.5)
+    await quiescent(m.deps.bus, m.bus)
     reasons = [x.reason for x in m.matches_for(seeker)]
     assert reasons == ["new_match", "score_improved"]
     assert len({x.match_id for x in m.matches_for(seeker)}) == 1
@@ -296,7 +296,7 @@ async def test_a_repost_under_a_new_id_is_not_announced_again(
         timeout=30,
         what="the repost recognised",
     )
-    await asyncio.sleep(1.0)
+    await quiescent(m.deps.bus, m.bus)
     assert [x.job_id for x in m.matches_for(seeker)] == [original.job_id]
 
 
@@ -335,7 +335,7 @@ async def test_a_closed_job_put_up_again_is_no_news_to_those_told_but_reaches_ne
     )
     await m.send(resume(newcomer, location="Berlin"))
     await eventually(lambda: bool(m.matches_for(newcomer)), timeout=30, what="newcomer matched")
-    await asyncio.sleep(1.0)
+    await quiescent(m.deps.bus, m.bus)
     assert [x.job_id for x in m.matches_for(told)] == [original.job_id]
     assert [x.job_id for x in m.matches_for(newcomer)] == [repost.job_id]
 
@@ -362,7 +362,7 @@ async def test_a_job_posted_longer_ago_than_the_age_limit_reaches_nobody(
         timeout=30,
         what="the stale job handled",
     )
-    await asyncio.sleep(1.0)
+    await quiescent(m.deps.bus, m.bus)
     assert [x.job_id for x in m.matches_for(seeker)] == [fresh.job_id]
 
 
@@ -500,7 +500,7 @@ async def test_an_alert_fires_once_per_job(
     await eventually(lambda: bool(alerted()), timeout=30, what="the alert")
     # the next day's tick: nothing new
     await m.send(Tick(schedule="daily", slot=slot + timedelta(days=1)))
-    await asyncio.sleep(1.5)
+    await quiescent(m.deps.bus, m.bus)
     assert [x.job_id for x in alerted()] == [wanted.job_id]
     assert alerted()[0].job.title == wanted.title
     assert str(alerted()[0].job.url) == str(wanted.url)
@@ -559,7 +559,7 @@ async def test_an_alert_finds_a_job_published_after_its_run_and_announces_it_onc
         ),
         what="the third run",
     )
-    await asyncio.sleep(1.0)
+    await quiescent(m.deps.bus, m.bus)
     assert [x.job_id for x in alerted()] == [late.job_id]
 
 
@@ -596,6 +596,7 @@ async def test_the_matcher_closes_expired_jobs_on_its_hourly_tick_and_announces_
         timeout=30,
         what="the update written",
     )
+    # a wait for a time, not for work: the hourly sweep takes only jobs already expired
     await asyncio.sleep(max(0.0, (expiring.expires_at - datetime.now(UTC)).total_seconds()))
     await m.send(Tick(schedule="hourly", slot=datetime.now(UTC)))
     await eventually(lambda: _is(in_index(expiring), 0), timeout=30, what="the expired job gone")
@@ -616,7 +617,7 @@ async def test_the_matcher_closes_expired_jobs_on_its_hourly_tick_and_announces_
         lambda: pool.fetchval("SELECT true FROM resumes WHERE user_id = $1", seeker),
         what="résumé stored",
     )
-    await asyncio.sleep(1.0)
+    await quiescent(m.deps.bus, m.bus)
     assert not {x.job_id for x in m.matches_for(seeker)} & {expiring.job_id, closed.job_id}
     announced = [e for e in m.expired if e.data.job_id in {expiring.job_id, closed.job_id}]
     assert [(e.data.job_id, e.data.expires_at, e.time) for e in announced] == [
@@ -652,7 +653,7 @@ async def test_a_seeker_s_own_minimum_score_holds_them_back(
     posted = job()
     await m.send(posted)
     await eventually(lambda: bool(m.matches_for(keen)), timeout=30, what="the keen seeker")
-    await asyncio.sleep(1.0)
+    await quiescent(m.deps.bus, m.bus)
     assert m.matches_for(keen)[0].score < 0.99
     assert m.matches_for(picky) == []
 
@@ -691,7 +692,7 @@ async def test_a_seeker_s_job_types_and_title_words_hold_both_ways(
     late = user()
     await m.send(resume(late, location="Berlin", job_types=[JobType.CONTRACT]))
     await eventually(lambda: bool(m.matches_for(late)), timeout=30, what="the late seeker")
-    await asyncio.sleep(1.0)
+    await quiescent(m.deps.bus, m.bus)
     assert {x.job_id for x in m.matches_for(open_to_all)} == {senior.job_id, lead.job_id}
     assert [x.job_id for x in m.matches_for(contractor)] == [lead.job_id]
     assert [x.job_id for x in m.matches_for(wants_lead)] == [lead.job_id]

@@ -24,7 +24,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.test_dispatcher import request
 from tests.receivers import Receiver
-from tests.support import eventually
+from tests.support import eventually, quiescent, sending
 
 Start = Callable[..., Awaitable[Dispatcher]]
 
@@ -76,7 +76,7 @@ async def test_a_recipient_is_read_once_and_every_change_is_honoured_at_once(
         await add_endpoint(pool, user_id, "webhook", url=f"{new.url}/hook")
         await publish(producer, request(user_id, title="after the change"))
         await eventually(lambda: titles(new) == ["after the change"], what="the new webhook")
-        await asyncio.sleep(0.3)
+        await quiescent(d.bus, also=[sending(pool, user_id)])
         assert titles(old) == ["one", "two", "three"]
 
         # a preference: webhooks switched off altogether
@@ -94,7 +94,7 @@ async def test_a_recipient_is_read_once_and_every_change_is_honoured_at_once(
             ),
             what="the last notification recorded",
         )
-        await asyncio.sleep(0.3)
+        await quiescent(d.bus, also=[sending(pool, user_id)])
         assert titles(new) == ["after the change"]
 
 
@@ -129,7 +129,7 @@ async def test_a_lost_listening_connection_forgets_everything_and_comes_back(
         await eventually(back, what="listening again")
         await publish(producer, request(user_id, title="after the outage"))
         await eventually(lambda: titles(new) == ["after the outage"], what="the new webhook")
-        await asyncio.sleep(0.3)
+        await quiescent(d.bus, also=[sending(pool, user_id)])
         assert titles(old) == ["one", "two"]
 
         # listening again: announced changes are honoured as before
@@ -143,7 +143,7 @@ async def test_a_lost_listening_connection_forgets_everything_and_comes_back(
         )
         await publish(producer, request(user_id, title="back again"))
         await eventually(lambda: "back again" in titles(old), what="the old webhook back")
-        await asyncio.sleep(0.3)
+        await quiescent(d.bus, also=[sending(pool, user_id)])
         assert titles(new) == ["after the outage", "cached again"]
         assert second.id != first.id
 

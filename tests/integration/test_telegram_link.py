@@ -24,7 +24,7 @@ from tests.conftest import AMQP_URL, SECRET_KEY, TELEGRAM_BOT, TELEGRAM_WEBHOOK_
 from tests.integration.conftest import Dispatcher, publish, until
 from tests.integration.gateway import Gateway, gateway, gateway_factory, start_update
 from tests.receivers import Receiver, Reply
-from tests.support import eventually
+from tests.support import eventually, quiescent, sending
 
 __all__ = ["gateway", "gateway_factory"]
 
@@ -66,7 +66,7 @@ async def test_the_chat_that_opens_the_link_is_bound_and_only_then_notified(
     gateway: Gateway, dispatcher: Start, producer: Bus
 ) -> None:
     async with Receiver("telegram") as telegram:
-        await dispatcher(telegram_bot_token=SecretStr(BOT_TOKEN), telegram_api_url=telegram.url)
+        d = await dispatcher(telegram_bot_token=SecretStr(BOT_TOKEN), telegram_api_url=telegram.url)
         user = await gateway.user()
         channel_id, code = await _pending(gateway, user)
 
@@ -96,7 +96,7 @@ async def test_the_chat_that_opens_the_link_is_bound_and_only_then_notified(
         )
         send = f"/bot{BOT_TOKEN}/sendMessage"
         await eventually(lambda: len(telegram.to(send)) == 1, what="the Telegram message")
-        await asyncio.sleep(0.5)
+        await quiescent(d.bus, also=[sending(gateway.pool, user)])  # "Early" would come now
     (only,) = telegram.to(send)
     assert only.json()["chat_id"] == "777001"
     assert "Late" in only.json()["text"]
