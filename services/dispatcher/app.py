@@ -1,23 +1,28 @@
 """Wire the dispatcher: HTTP clients, mail transport, channels, renderer, the
-intake and delivery handlers on the bus, and the releaser of held deliveries."""
+intake and delivery handlers on the bus, and the releaser of held deliveries.
+
+One notification's path, file by file: a handler in ``intake/<family>.py`` words
+it, ``planning.py`` decides everything about it once and records it,
+``delivery.py`` sends it (here, or through the delivery queue), through the
+channel in ``channels/<name>.py`` that ``build_channels`` below picked."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import structlog
 
 from shared import endpoint_sealing
-from shared.bus import catalog
+from shared.bus import Handler, catalog
 from shared.runner import Background, Runtime
 from shared.sealing import Sealer
 from shared.settings import Settings
 from shared.webhook_hosts import webhook_hosts
 
-from . import handlers as h
+from . import retention
 from .channels import Channel
 from .channels.apprise_bridge import AppriseChannel
 from .channels.discord import DiscordChannel
@@ -30,9 +35,13 @@ from .channels.telegram import TelegramChannel
 from .channels.webhook import WebhookChannel
 from .delivery import DeliveryDeps, on_delivery_due
 from .erasure import forget_mail_here
-from .inline import InlineDeliveries
+from .inline import InlineSlots
+from .intake import IntakeDeps, applications, digests, jobs, matches, requests, users
 from .mail import MailTransport, OutboxTransport, build_transport
 from .metrics import DispatcherMetrics
+from .outcomes import Outcomes
+from .planning import Planner
+from .ratelimit import RateLimiter
 from .recipient_cache import RecipientCache
 from .releaser import run_releaser
 from .rendering import Renderer
@@ -72,33 +81,43 @@ def build_channels(
     return channels
 
 
-def subscribe(runtime: Runtime, intake: h.IntakeDeps, delivery: DeliveryDeps) -> None:
+def subscribe(runtime: Runtime, intake: IntakeDeps, delivery: DeliveryDeps) -> None:
     bus, settings = runtime.bus, runtime.settings
+
+    def on(handler: Callable[..., Awaitable[None]]) -> Handler:
+        return functools.partial(handler, deps=intake)
+
     bus.subscribe(
         catalog.DISPATCHER_USERS,
         {
-            "user.signed_up": functools.partial(h.on_user_signed_up, deps=intake),
-            "user.deleted": functools.partial(h.on_user_deleted, deps=intake),
-            "meeting.scheduled": functools.partial(h.on_meeting_changed, deps=intake),
-            "meeting.cancelled": functools.partial(h.on_meeting_changed, deps=intake),
+            "user.signed_up": on(users.on_user_signed_up),
+            "user.deleted": on(users.on_user_deleted),
+            "meeting.scheduled": on(applications.on_meeting_changed),
+            "meeting.cancelled": on(applications.on_meeting_changed),
         },
     )
     bus.subscribe(
         catalog.DISPATCHER_NOTIFICATIONS,
         {
-            "notification.requested": functools.partial(h.on_notification_requested, deps=intake),
-            "match.found": functools.partial(h.on_match_found, deps=intake),
-            "application.status_changed": functools.partial(
-                h.on_application_status_changed, deps=intake
-            ),
-            "reminder.due": functools.partial(h.on_reminder_due, deps=intake),
-            "digest.due": functools.partial(h.on_digest_due, deps=intake),
-            "notification.cancel_requested": functools.partial(
-                h.on_notification_cancel_requested, deps=intake
-            ),
+            "notification.requested": on(requests.on_notification_requested),
+            "notification.cancel_requested": on(requests.on_notification_cancel_requested),
+            "match.found": on(matches.on_match_found),
+            "application.status_changed": on(applications.on_application_status_changed),
+            "reminder.due": on(applications.on_reminder_due),
+            "digest.due": on(digests.on_digest_due),
         },
         priorities=True,
     )
+    bus.subscribe(
+        catalog.DISPATCHER_JOBS,
+        {
+            "job.posted": on(jobs.on_job_posted),
+            "job.updated": on(jobs.on_job_posted),
+            "job.closed": on(jobs.on_job_closed),
+            "job.expired": on(jobs.on_job_expired),
+        },
+    )
+    bus.subscribe(catalog.DISPATCHER_TICKS, {"tick.daily": on(retention.on_daily_tick)})
     bus.subscribe(
         catalog.DISPATCHER_DELIVERIES,
         {"delivery.due": functools.partial(on_delivery_due, deps=delivery)},
@@ -159,20 +178,32 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
             sealer = Sealer.from_settings(settings)
             grace = settings.plaintext_grace_seconds
             await endpoint_sealing.prepare(runtime.pool, sealer, grace=grace)
+            inline = InlineSlots(settings.inline_deliveries, settings.drain_timeout)
             delivery = DeliveryDeps(
-                runtime.pool, runtime.bus, channels, settings, metrics, sealer=sealer
+                pool=runtime.pool,
+                bus=runtime.bus,
+                channels=channels,
+                settings=settings,
+                sealer=sealer,
+                outcomes=Outcomes(
+                    runtime.pool,
+                    runtime.bus,
+                    metrics,
+                    disable_after=settings.disable_after_failures,
+                ),
+                limiter=RateLimiter(runtime.pool, settings.recipient_rate_per_minute),
+                inline=inline if settings.inline_deliveries else None,
             )
-            inline = InlineDeliveries(delivery, settings.inline_deliveries, settings.drain_timeout)
             cache = recipient_cache(settings, metrics, runtime.name)
-            intake = h.IntakeDeps(
-                runtime.pool,
-                runtime.bus,
-                renderer,
-                settings,
-                metrics,
+            intake = IntakeDeps(
+                pool=runtime.pool,
+                bus=runtime.bus,
+                planner=Planner(renderer, settings, metrics, delivery, runtime.bus.service),
+                deliveries=delivery,
+                settings=settings,
+                metrics=metrics,
                 mail=mail,
                 sealer=sealer,
-                inline=inline if settings.inline_deliveries else None,
                 recipient_cache=cache,
             )
             subscribe(runtime, intake, delivery)

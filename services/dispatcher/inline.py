@@ -1,16 +1,15 @@
-"""Deliveries sent by the dispatcher that recorded them, without a trip through the
-delivery queue.
+"""Room for inline sends: deliveries sent by the dispatcher that recorded them,
+without a trip through the delivery queue (``delivery.hand_over``).
 
-Intake records a notification's deliveries already claimed (``history.Entry.claim``)
-when this dispatcher has room, acks its event, and sends them here at once: no
-``delivery.due`` to publish, consume and claim. What makes this as safe as the
-queue:
+Intake records a notification's deliveries already claimed when this dispatcher
+has room, and sends them once its event is handled: no ``delivery.due`` to publish,
+consume and claim. What makes this as safe as the queue:
 
 - the claim is in the same statement as the rows, so a dispatcher killed before it
   sends leaves claimed rows whose lease runs out; the releaser's sweep then hands
   them to the delivery queue;
-- a retry or a rate-limit wait goes to the delivery queue's delay queues, exactly
-  where a ``Retry`` or ``Defer`` of the queue's own handler would send it;
+- a retry or a rate-limit wait goes to the delivery queue's delay queues, where
+  the ``Retry`` or ``Defer`` the attempt decided would send a queued delivery;
 - on shutdown, sends in flight finish before the bus stops (up to the drain
   timeout), while new deliveries go through the queue.
 
@@ -25,21 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import Awaitable
+from collections.abc import Coroutine
+from typing import Any
 
 import structlog
-
-from shared.bus import catalog, retry_step
-from shared.endpoints import Endpoint
-from shared.errors import BusUnavailable, Defer, Retry
-from shared.events import DeliveryDue, Priority, UrgentDeliveryDue, derived_id, new_event
-
-from . import history
-from .channels import delivery_id
-from .delivery import SOURCE, DeliveryDeps, attempt, reserve_ahead
-from .planner import Planned
-from .ratelimit import Turn
 
 log = structlog.get_logger("herald.dispatcher")
 
@@ -48,18 +36,13 @@ log = structlog.get_logger("herald.dispatcher")
 PATIENCE = 0.05
 
 
-class InlineDeliveries:
-    def __init__(self, deps: DeliveryDeps, capacity: int, drain_timeout: float) -> None:
-        self._deps = deps
+class InlineSlots:
+    def __init__(self, capacity: int, drain_timeout: float) -> None:
         self._capacity = capacity
         self._drain_timeout = drain_timeout
         self._running: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()
         self._closing = False
-
-    @property
-    def lease(self) -> float:
-        return self._deps.lease
 
     def has_room(self, count: int) -> bool:
         """Whether ``count`` more sends fit now. A soft limit: what is claimed
@@ -81,101 +64,15 @@ class InlineDeliveries:
                 await asyncio.wait_for(self._freed.wait(), left)
         return True
 
+    def start(self, send: Coroutine[Any, Any, None]) -> None:
+        """Run ``send`` in a slot of its own."""
+        task = asyncio.create_task(send)
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._freed.set()
-
-    def reserve_ahead(self, e: history.Entry) -> dict[uuid.UUID, asyncio.Future[Turn]]:
-        """Rate-limit reservations for the deliveries ``e`` will record claimed, started
-        now so that their round trip overlaps the record's rather than following it."""
-        n = e.draft.notification
-        turns = {}
-        for endpoint, hold in e.plan:
-            if hold is None:
-                turn = reserve_ahead(self._deps, n, endpoint)
-                if turn is not None:
-                    turns[delivery_id(n.id, endpoint.id)] = turn
-        return turns
-
-    def start(self, planned: Planned, correlation_id: str) -> list[history.Due]:
-        """Send the deliveries ``planned`` recorded claimed; the others (due now but
-        not claimed) are returned for the delivery queue."""
-        if planned.entry is None or not planned.claims:
-            return planned.due
-        draft = planned.entry.draft
-        n = draft.notification
-        endpoints = {delivery_id(n.id, e.id): e for e, _ in planned.entry.plan}
-        rest = []
-        for due in planned.due:
-            token = planned.claims.get(due.id)
-            if token is None:
-                rest.append(due)
-                continue
-            claimed = history.Claimed(
-                due.id, 0, token, n, draft.kind, draft.job_id, endpoints[due.id]
-            )
-            task = asyncio.create_task(
-                self._send(claimed, correlation_id, planned.turns.get(due.id))
-            )
-            self._running.add(task)
-            task.add_done_callback(self._finished)
-        return rest
-
-    async def _send(
-        self, claimed: history.Claimed, correlation_id: str, turn: Awaitable[Turn] | None
-    ) -> None:
-        # planned from a recipient's endpoints: opened, never Unreadable
-        assert isinstance(claimed.endpoint, Endpoint)
-        try:
-            later = await attempt(self._deps, claimed, claimed.endpoint, correlation_id, turn)
-            if isinstance(later, Defer):
-                await self._come_back(claimed, later.after, correlation_id, deferred=True)
-            elif later is not None:
-                await self._come_back(
-                    claimed, self._retry_delay(claimed, later), correlation_id, deferred=False
-                )
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # the claim runs out and the sweep hands the delivery to the queue
-            log.warning("inline_delivery_failed", channel=claimed.endpoint.type, exc_info=True)
-
-    def _retry_delay(self, claimed: history.Claimed, retry: Retry) -> float:
-        """The delay the queue's own retry would pick after this attempt."""
-        delays = self._deps.settings.delivery_retry_delays
-        step = retry_step(claimed.attempts + 1, delays, retry.after)
-        return delays[step] if step is not None else delays[-1]
-
-    async def _come_back(
-        self, claimed: history.Claimed, after: float, correlation_id: str, *, deferred: bool
-    ) -> None:
-        """Through the delivery queue's delay queues: the attempt just made counts
-        unless it was only a rate-limit wait."""
-        n = claimed.notification
-        event = new_event(
-            (UrgentDeliveryDue if n.priority == "urgent" else DeliveryDue)(
-                delivery_id=str(claimed.id),
-                notification_id=str(n.id),
-                user_id=n.user_id,
-                channel=claimed.endpoint.type if claimed.endpoint else "",
-                priority=Priority(n.priority),
-            ),
-            source=SOURCE,
-            id=derived_id("delivery.due", str(claimed.id)),
-            subject=n.user_id,
-            correlation_id=correlation_id,
-        )
-        queue = (
-            catalog.DISPATCHER_URGENT if n.priority == "urgent" else catalog.DISPATCHER_DELIVERIES
-        )
-        bus = self._deps.bus
-        try:
-            await bus.publish_later(
-                queue, event, after=after, attempts=claimed.attempts + (0 if deferred else 1)
-            )
-        except BusUnavailable:
-            # the row says when it is due (retry_at): the sweep republishes it
-            log.warning("inline_retry_not_queued", delivery_id=str(claimed.id))
 
     async def run(self) -> None:
         """Background work: nothing to do until shutdown, then let the sends in flight

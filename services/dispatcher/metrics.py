@@ -24,6 +24,7 @@ class DispatcherMetrics:
     endpoints_disabled: Counter
     recipient_lookups: Counter
     endpoints_unreadable: Counter
+    retention: Counter
     # the service's registry, whose labelled children are kept (``ServiceMetrics.child``)
     source: ServiceMetrics = field(repr=False, compare=False)
 
@@ -35,46 +36,53 @@ class DispatcherMetrics:
     def on(cls, metrics: ServiceMetrics) -> DispatcherMetrics:
         r = metrics.registry
         return cls(
-            Counter(
+            deliveries=Counter(
                 "herald_deliveries_total",
                 "Delivery attempts by channel and outcome "
                 "(delivered, transient, permanent, skipped, failed)",
                 ["service", "channel", "outcome"],
                 registry=r,
             ),
-            Histogram(
+            latency=Histogram(
                 "herald_delivery_latency_seconds",
                 "From a notification's creation to its delivery, by channel",
                 ["service", "channel"],
                 buckets=DELIVERY_BUCKETS,
                 registry=r,
             ),
-            Counter(
+            notifications=Counter(
                 "herald_notifications_total",
                 "Notifications planned, by kind and outcome (created, duplicate, "
                 "suppressed, digest)",
                 ["service", "kind", "outcome"],
                 registry=r,
             ),
-            Counter(
+            endpoints_disabled=Counter(
                 "herald_endpoints_disabled_total",
                 "Channel endpoints disabled after permanent failures, by channel",
                 ["service", "channel"],
                 registry=r,
             ),
-            Counter(
+            recipient_lookups=Counter(
                 "herald_recipient_lookups_total",
                 "Recipients looked up for notification.requested, by result (hit: from "
                 "memory; miss: read from PostgreSQL)",
                 ["service", "result"],
                 registry=r,
             ),
-            Counter(
+            endpoints_unreadable=Counter(
                 "herald_endpoints_unreadable_total",
                 "Channel endpoints left out of a send because no configured key opens "
                 "their credentials (HERALD_ENCRYPTION_KEYS), by channel",
                 ["service", "channel"],
                 registry=r,
             ),
-            metrics,
+            retention=Counter(
+                "herald_dispatcher_retention_removed_total",
+                "Rows the dispatcher's daily retention removed, by what they were "
+                "(notifications, cancelled_requests, jobs)",
+                ["service", "what"],
+                registry=r,
+            ),
+            source=metrics,
         )

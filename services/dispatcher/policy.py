@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -92,7 +92,7 @@ def route_match(prefs: Preferences, score: float) -> ScoreRoute | None:
 
 
 def choose_channels(
-    available: Iterable[str], prefs: Preferences, only: Sequence[str] | None
+    available: Iterable[str], prefs: Preferences, only: Collection[str] | None
 ) -> list[str]:
     """The endpoint types to deliver on: switched on, and among ``only`` if given."""
     return [c for c in available if prefs.channel_on(c) and (only is None or c in only)]

@@ -10,12 +10,22 @@ refused: excess waits its turn.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 
+import asyncpg
+
+from shared.batching import Coalesced
 from shared.db import Connection
 from shared.endpoints import Endpoint
+
+# Waits up to this long are slept through in place; longer ones give the consumer
+# slot back and return through a delay queue.
+MAX_INLINE_WAIT = 1.0
+# a user may get a few notifications back to back before the spacing applies
+RECIPIENT_BURST = 5
 
 
 @dataclass(frozen=True)
@@ -146,3 +156,45 @@ async def reserve_many(
         else:
             turns[index] = Turn(True, max(before.wait, turn.wait))
     return turns
+
+
+class RateLimiter:
+    """Turns for the sends of this dispatcher: one statement reserves the slots of
+    many deliveries in flight (``Coalesced``)."""
+
+    def __init__(self, pool: asyncpg.Pool, recipient_rate_per_minute: int) -> None:
+        self._recipient = Limit(recipient_rate_per_minute, 60.0, burst=RECIPIENT_BURST)
+
+        async def reserve(requests: list[Mapping[str, Limit]]) -> list[Turn]:
+            async with pool.acquire() as conn:
+                return await reserve_many(conn, requests, MAX_INLINE_WAIT)
+
+        self._reserve = Coalesced(reserve)
+
+    def limits(self, endpoint: Endpoint, priority: str) -> dict[str, Limit]:
+        # urgent messages skip the per-recipient budget (and do not use it up); the
+        # provider's own limits still hold
+        return limits_for(endpoint, None if priority == "urgent" else self._recipient)
+
+    def ahead(self, endpoint: Endpoint, priority: str) -> asyncio.Future[Turn] | None:
+        """Start the reservation for a send that will follow, so its round trip runs
+        alongside whatever comes first (intake's record). None when nothing limits
+        ``endpoint``. A reservation whose send never happens (the record found a
+        duplicate, or failed) spends a slot of the recipient's budget for nothing:
+        rare, and it only spaces their next message a little more."""
+        limits = self.limits(endpoint, priority)
+        if not limits:
+            return None
+        ahead = self._reserve.submit(limits)
+        # nobody may await it: its failure must not be reported as never retrieved
+        ahead.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return ahead
+
+    async def turn(
+        self, endpoint: Endpoint, priority: str, ahead: Awaitable[Turn] | None = None
+    ) -> Turn:
+        """The send's turn: the reservation started ``ahead``, else one made now."""
+        if ahead is not None:
+            return await ahead
+        limits = self.limits(endpoint, priority)
+        return await self._reserve(limits) if limits else Turn(True, 0.0)

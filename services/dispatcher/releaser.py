@@ -1,6 +1,8 @@
 """Held deliveries (quiet hours, a requested send time) go out when their time
-comes (unless out of date, or their request was cancelled), and pending deliveries that were lost (their message, or the dispatcher
-holding them) are sent again.
+comes (unless out of date: a job closed or expired since, judged from the
+dispatcher's copy of the jobs; a meeting begun; or their request was cancelled),
+and pending deliveries that were lost (their message, or the dispatcher holding
+them) are sent again.
 
 Every replica polls; ``FOR UPDATE SKIP LOCKED`` gives each held row to one of them.
 The delivery messages are published (and confirmed) *before* the rows are marked
@@ -18,8 +20,9 @@ import structlog
 from shared.bus import Bus
 from shared.errors import BusUnavailable
 
-from . import history
 from .delivery import publish_due
+from .history import Due
+from .intake.jobs_data import OPEN
 
 log = structlog.get_logger("herald.dispatcher")
 
@@ -38,12 +41,11 @@ async def release_due(pool: asyncpg.Pool, bus: Bus) -> int:
     """Release one batch of held deliveries whose time has come; how many."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            """SELECT d.id, d.notification_id, d.channel, d.priority, n.user_id,
+            f"""SELECT d.id, d.notification_id, d.channel, d.priority, n.user_id,
                       n.correlation_id,
                       (n.kind = 'job_match' AND NOT EXISTS (
-                          SELECT 1 FROM jobs j WHERE j.job_id = n.job_id
-                          AND j.closed_at IS NULL
-                          AND (j.expires_at IS NULL OR j.expires_at > now())))
+                          SELECT 1 FROM dispatcher_jobs j WHERE j.job_id = n.job_id
+                          AND {OPEN}))
                       OR (n.kind = 'meeting_reminder'
                           AND (n.data->>'starts_at')::timestamptz <= now()) AS stale,
                       EXISTS (SELECT 1 FROM cancelled_requests c
@@ -124,8 +126,12 @@ async def _publish(bus: Bus, rows: list[asyncpg.Record]) -> None:
             publish_due(
                 bus,
                 [
-                    history.Due(
-                        r["id"], r["notification_id"], r["user_id"], r["channel"], r["priority"]
+                    Due(
+                        id=r["id"],
+                        notification_id=r["notification_id"],
+                        user_id=r["user_id"],
+                        channel=r["channel"],
+                        priority=r["priority"],
                     )
                 ],
                 r["correlation_id"] or str(r["notification_id"]),

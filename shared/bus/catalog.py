@@ -40,6 +40,12 @@ DISPATCHER_USERS = WorkQueue(
     "users",
     ("user.signed_up", "user.deleted", "meeting.scheduled", "meeting.cancelled"),
 )
+# The jobs the dispatcher words and judges, kept in its own copy (``dispatcher_jobs``).
+DISPATCHER_JOBS = WorkQueue(
+    "dispatcher", "jobs", ("job.posted", "job.updated", "job.closed", "job.expired")
+)
+# The clock: the dispatcher's own retention runs daily.
+DISPATCHER_TICKS = WorkQueue("dispatcher", "ticks", ("tick.daily",))
 # One message per delivery (a priority queue with the delivery retry schedule).
 DISPATCHER_DELIVERIES = WorkQueue("dispatcher", "deliveries", ("delivery.due",))
 # Urgent deliveries, consumed apart: slow sends elsewhere never hold them up.
@@ -77,6 +83,8 @@ ALL_QUEUES: tuple[WorkQueue, ...] = (
     DISPATCHER_USERS,
     DISPATCHER_DELIVERIES,
     DISPATCHER_URGENT,
+    DISPATCHER_JOBS,
+    DISPATCHER_TICKS,
     MATCHER_JOBS,
     MATCHER_SEEKERS,
     MATCHER_TICKS,

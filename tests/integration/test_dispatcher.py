@@ -19,12 +19,13 @@ import asyncpg
 from standardwebhooks.webhooks import Webhook
 
 from services.dispatcher.releaser import sweep_lost
-from services.matcher.jobs import upsert_job
 from shared.bus import Bus
 from shared.events import (
     ApplicationStatusChanged,
     DigestDue,
+    JobClosed,
     JobPosted,
+    JobSummary,
     MatchFound,
     MeetingScheduled,
     ReminderDue,
@@ -61,30 +62,38 @@ def outbox(d: Dispatcher) -> list[EmailMessage]:
     ]
 
 
-async def store_job(pool: asyncpg.Pool, job_id: str, **fields: Any) -> None:
-    """The job as the matcher stores it (the dispatcher reads it for wording)."""
-    job = JobPosted(
-        **{
-            "job_id": job_id,
-            "title": "Backend Engineer",
-            "company": "Acme",
-            "description": "Python and PostgreSQL",
-            "location": "Berlin",
-            "remote": True,
-            "salary_min": 60000,
-            "salary_max": 80000,
-            "currency": "EUR",
-            "job_type": "full_time",
-            "url": f"https://jobs.example.com/{job_id}",
-            "posted_at": datetime.now(UTC),
-        }
-        | fields
-    )
-    async with pool.acquire() as conn:
-        await upsert_job(conn, job, datetime.now(UTC))
+JOB: dict[str, Any] = {
+    "title": "Backend Engineer",
+    "company": "Acme",
+    "location": "Berlin",
+    "remote": True,
+    "salary_min": 60000,
+    "salary_max": 80000,
+    "currency": "EUR",
+}
 
 
-def match(user_id: str, job_id: str, score: float = 0.9, reason: str = "new_match") -> MatchFound:
+def job_posted(job_id: str, **fields: Any) -> JobPosted:
+    """A job as a board publishes it (the dispatcher keeps its own copy)."""
+    values = JOB | {
+        "job_id": job_id,
+        "description": "Python and PostgreSQL",
+        "job_type": "full_time",
+        "url": f"https://jobs.example.com/{job_id}",
+        "posted_at": datetime.now(UTC),
+    }
+    return JobPosted(**(values | fields))
+
+
+def match(
+    user_id: str,
+    job_id: str,
+    score: float = 0.9,
+    reason: str = "new_match",
+    **job: Any,
+) -> MatchFound:
+    """A match, with the job as the matcher held it (``job`` replaces its fields)."""
+    summary = JOB | {"url": f"https://jobs.example.com/{job_id}", "posted_at": datetime.now(UTC)}
     return MatchFound(
         match_id=f"m-{user_id}-{job_id}",
         user_id=user_id,
@@ -94,6 +103,18 @@ def match(user_id: str, job_id: str, score: float = 0.9, reason: str = "new_matc
         matched_skills=["Python", "PostgreSQL"],
         missing_skills=["Go"],
         reason=reason,  # type: ignore[arg-type]
+        job=JobSummary(**(summary | job)),
+    )
+
+
+async def close_job(producer: Bus, pool: asyncpg.Pool, job_id: str) -> None:
+    """The board closes the job; the dispatcher's copy knows when this returns."""
+    await publish(producer, JobClosed(job_id=job_id))
+    await until(
+        pool,
+        "SELECT closed_at IS NOT NULL FROM dispatcher_jobs WHERE job_id = $1",
+        job_id,
+        what="the job closed in the dispatcher's copy",
     )
 
 
@@ -475,7 +496,6 @@ async def test_matches_follow_preferences_and_score_routes(
         ]
         await set_prefs(pool, user_id, score_routes=json.dumps(routes), min_match_score=0.5)
         for job_id, score in (("j-high", 0.95), ("j-mid", 0.8), ("j-low", 0.6), ("j-none", 0.3)):
-            await store_job(pool, f"{user_id}-{job_id}")
             await publish(producer, match(user_id, f"{user_id}-{job_id}", score))
         await eventually(lambda: len(receiver.to("/hook")) == 1, what="the high match")
         body = receiver.to("/hook")[0].json()["data"]
@@ -508,15 +528,14 @@ async def test_digest_leaves_out_closed_jobs_and_mails_the_rest(
     await set_prefs(pool, user_id, digest_frequency="daily")
     await eventually(lambda: len(outbox(d)) == 1, what="welcome e-mail")
     for job_id, title in (("a", "Data Analyst"), ("b", "Site Reliability Engineer")):
-        await store_job(pool, f"{user_id}-{job_id}", title=title)
-        await publish(producer, match(user_id, f"{user_id}-{job_id}"))
+        await publish(producer, match(user_id, f"{user_id}-{job_id}", title=title))
     await until(
         pool,
         "SELECT count(*) = 2 FROM digest_items WHERE user_id = $1",
         user_id,
         what="two matches held",
     )
-    await pool.execute("UPDATE jobs SET closed_at = now() WHERE job_id = $1", f"{user_id}-b")
+    await close_job(producer, pool, f"{user_id}-b")
     now = datetime.now(UTC)
     await publish(
         producer,
@@ -542,7 +561,8 @@ async def test_application_update_is_worded_and_reminders_stop_when_withdrawn(
     d = await dispatcher()
     user_id = await sign_up(producer, pool)
     job_id = f"{user_id}-job"
-    await store_job(pool, job_id, title="Product Designer", company="Lumen")
+    await publish(producer, job_posted(job_id, title="Product Designer", company="Lumen"))
+    await until(pool, "SELECT true FROM dispatcher_jobs WHERE job_id = $1", job_id, what="job")
     async with Receiver("webhook") as receiver:
         await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
         await publish(
@@ -784,7 +804,6 @@ async def test_a_redelivered_match_finishes_what_it_planned_even_if_the_job_clos
     await dispatcher()
     user_id = await sign_up(producer, pool)
     job_id = f"{user_id}-job"
-    await store_job(pool, job_id)
     async with Receiver("webhook") as receiver:
         await add_endpoint(pool, user_id, "webhook", url=f"{receiver.url}/hook")
         receiver.script("/hook", Reply(400))  # first attempt fails for good...
@@ -802,6 +821,6 @@ async def test_a_redelivered_match_finishes_what_it_planned_even_if_the_job_clos
                AND notification_id IN (SELECT id FROM notifications WHERE user_id = $1)""",
             user_id,
         )
-        await pool.execute("UPDATE jobs SET closed_at = now() WHERE job_id = $1", job_id)
+        await close_job(producer, pool, job_id)
         await producer.publish(event)  # the same event again
         await eventually(lambda: len(receiver.to("/hook")) == 2, what="the planned delivery")

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from services.dispatcher import history, recipients
-from services.dispatcher.channels import Notification
+from services.dispatcher.channels import Notification, delivery_id
+from services.dispatcher.policy import DedupRule
 from tests.integration.conftest import endpoint_sealer
 
 REPEAT = timedelta(hours=24)
@@ -32,7 +33,7 @@ def _entry(
     claim: float | None = None,
     hold: datetime | None = None,
     nid: uuid.UUID | None = None,
-) -> history.Entry:
+) -> history.Plan:
     n = Notification(
         id=nid or uuid.uuid4(),
         user_id=user.user_id,
@@ -43,10 +44,12 @@ def _entry(
         created_at=datetime.now(UTC),
     )
     inbox = next(e for e in user.endpoints if e.type == "inapp")
-    return history.Entry(
-        history.Draft(n, "generic", "subject-1"),
-        [(inbox, hold)],
-        ("subject-1", mark, repeat_after) if mark else None,
+    return history.Plan(
+        notification=n,
+        kind="generic",
+        dedup_key="subject-1",
+        sends=(history.Send(id=delivery_id(n.id, inbox.id), endpoint=inbox, held_until=hold),),
+        dedup=DedupRule(mark, repeat_after) if mark else None,
         source_event_id=str(n.id),
         correlation_id=str(n.id),
         claim=claim,

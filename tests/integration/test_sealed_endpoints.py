@@ -22,13 +22,13 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from services.dispatcher import history, recipients
-from services.dispatcher.channels import Notification
+from services.dispatcher.channels import Notification, delivery_id
 from services.dispatcher.delivery import publish_due
 from shared import endpoint_sealing
 from shared.bus import Bus
 from shared.db import ensure_database, migrate
 from shared.endpoint_sealing import KeysDoNotOpen
-from shared.endpoints import Endpoint, create_endpoint, new_webhook_secret, url_place
+from shared.endpoints import create_endpoint, new_webhook_secret, url_place
 from shared.sealing import Sealer, generate_key
 from tests.conftest import AMQP_URL, SECRET_KEY, SERVER_URL
 from tests.integration.conftest import (
@@ -414,16 +414,17 @@ async def test_a_delivery_whose_endpoint_no_key_opens_fails_for_good_and_says_wh
         created_at=datetime.now(UTC),
         data={},
     )
-    plan: list[tuple[Endpoint, datetime | None]] = [(endpoint, None)]
+    plan = history.Plan(
+        notification=notification,
+        kind="generic",
+        dedup_key="s",
+        sends=(history.Send(id=delivery_id(notification.id, endpoint.id), endpoint=endpoint),),
+        dedup=None,
+        source_event_id=str(notification.id),
+        correlation_id=str(notification.id),
+    )
     async with pool.acquire() as conn:
-        await history.record(
-            conn,
-            history.Draft(notification, "generic", subject="s"),
-            plan,
-            dedup=None,
-            source_event_id=str(notification.id),
-            correlation_id=str(notification.id),
-        )
+        await history.record_many(conn, [plan])
     # recorded while it opened; then sealed under a key this dispatcher lacks
     stranger = Sealer([generate_key().encode()])
     await pool.execute(
@@ -431,7 +432,7 @@ async def test_a_delivery_whose_endpoint_no_key_opens_fails_for_good_and_says_wh
         endpoint.id,
         stranger.seal(HOOK, bound_to=url_place(endpoint.id)),
     )
-    await publish_due(producer, history.due_now(notification, plan), str(notification.id))
+    await publish_due(producer, plan.due(), str(notification.id))
     await until(
         pool,
         "SELECT status = 'failed' FROM deliveries WHERE endpoint_id = $1",

@@ -11,14 +11,12 @@ import pytest
 
 from services.dispatcher.content import (
     JobItem,
-    company_key,
     count_noun,
-    rank_digest,
     reminder_lead,
     status_wording,
     time_range,
-    title_key,
 )
+from services.dispatcher.ranking import company_key, rank_digest, title_key
 from shared.events import ApplicationStatus
 
 

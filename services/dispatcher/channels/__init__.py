@@ -9,6 +9,7 @@ from ._base import (
     classify_http,
     delivery_id,
     parse_retry_after,
+    sent_as,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "classify_http",
     "delivery_id",
     "parse_retry_after",
+    "sent_as",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import functools
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -75,7 +74,9 @@ class Notification:
     ``title`` and ``body`` are plain text (``body`` may hold several paragraphs);
     ``html`` is the autoescaped HTML rendering for e-mail; ``link`` the one action
     that matters ("View job", "Join meeting"); ``unsubscribe_url`` a signed one-click
-    link (RFC 8058) for e-mail.
+    link (RFC 8058) for e-mail. ``delivery_id`` names the delivery this copy goes out
+    on (the dispatcher sets it for every send): stable across retries, it is the
+    idempotency key receivers de-duplicate on (webhook-id, Message-ID).
     """
 
     id: uuid.UUID
@@ -90,6 +91,7 @@ class Notification:
     link: str | None = None
     attachments: tuple[Attachment, ...] = ()
     unsubscribe_url: str | None = None
+    delivery_id: uuid.UUID | None = None
 
     def as_payload(self) -> dict[str, Any]:
         return {
@@ -104,13 +106,19 @@ class Notification:
         }
 
 
-# one delivery's id is asked for half a dozen times on its way (recorded, claimed,
-# reserved, signed, announced): a digest and a UUID each time were 4 % of the
-# dispatcher's CPU under load
-@functools.lru_cache(maxsize=8192)
 def delivery_id(notification_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
-    """Stable across retries: receivers de-duplicate on it (webhook-id, Message-ID)."""
+    """Stable across retries: receivers de-duplicate on it (webhook-id, Message-ID).
+    Made once, when the delivery is planned, and passed along from there."""
     return uuid.UUID(derived_id("delivery", str(notification_id), str(endpoint_id)))
+
+
+def sent_as(notification: Notification, endpoint: Endpoint) -> uuid.UUID:
+    """The id of the delivery ``notification`` goes out on: the one the dispatcher
+    passed, or, for a notification sent by hand (a plugin's own test), the id its
+    delivery to ``endpoint`` would have."""
+    if notification.delivery_id is not None:
+        return notification.delivery_id
+    return delivery_id(notification.id, endpoint.id)
 
 
 class Channel(Protocol):

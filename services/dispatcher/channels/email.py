@@ -12,7 +12,7 @@ from typing import ClassVar
 from shared.endpoints import Endpoint
 
 from ..mail import MailTransport, build_message, mail_domain, message_id_for
-from ._base import DeliveryResult, Notification, delivery_id
+from ._base import DeliveryResult, Notification, sent_as
 
 
 def is_bare_address(address: str) -> bool:
@@ -43,7 +43,7 @@ class EmailChannel:
             return DeliveryResult.permanent("e-mail endpoint has no address")
         if not is_bare_address(endpoint.address):
             return DeliveryResult.permanent(f"not a plain e-mail address: {endpoint.address!r}")
-        message_id = message_id_for(delivery_id(notification.id, endpoint.id), self._mail_from)
+        message_id = message_id_for(sent_as(notification, endpoint), self._mail_from)
         try:
             message = build_message(
                 notification, to=endpoint.address, mail_from=self._mail_from, message_id=message_id

@@ -20,7 +20,7 @@ import pydantic_core
 
 from shared.endpoints import Endpoint
 
-from ._base import DeliveryResult, Notification, classify_http, delivery_id
+from ._base import DeliveryResult, Notification, classify_http, sent_as
 from ._http import call
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
@@ -55,7 +55,7 @@ class WebhookChannel:
         if not endpoint.url or not endpoint.secret:
             return DeliveryResult.permanent("webhook endpoint has no url or secret")
         body = webhook_body(notification)
-        msg_id = f"msg_{delivery_id(notification.id, endpoint.id).hex}"
+        msg_id = f"msg_{sent_as(notification, endpoint).hex}"
         timestamp = int(time.time())
         headers = {
             "content-type": "application/json",
