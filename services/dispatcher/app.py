@@ -186,9 +186,9 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
                 settings=settings,
                 sealer=sealer,
                 outcomes=Outcomes(
-                    runtime.pool,
-                    runtime.bus,
-                    metrics,
+                    pool=runtime.pool,
+                    bus=runtime.bus,
+                    metrics=metrics,
                     disable_after=settings.disable_after_failures,
                 ),
                 limiter=RateLimiter(runtime.pool, settings.recipient_rate_per_minute),
@@ -198,7 +198,13 @@ async def setup(runtime: Runtime) -> AsyncIterator[list[Background]]:
             intake = IntakeDeps(
                 pool=runtime.pool,
                 bus=runtime.bus,
-                planner=Planner(renderer, settings, metrics, delivery, runtime.bus.service),
+                planner=Planner(
+                    renderer=renderer,
+                    settings=settings,
+                    metrics=metrics,
+                    deliveries=delivery,
+                    service=runtime.bus.service,
+                ),
                 deliveries=delivery,
                 settings=settings,
                 metrics=metrics,

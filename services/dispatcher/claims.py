@@ -203,24 +203,11 @@ class Attempt:
         return _STATUS[self.result.outcome]
 
 
-async def record_attempt(
-    conn: Connection,
-    delivery: uuid.UUID,
-    token: datetime,
-    result: DeliveryResult,
-    *,
-    final: bool,
-    retry_in: float | None = None,
-) -> int | None:
-    """Store one attempt's outcome; a transient failure on the ``final`` attempt
-    fails the delivery. The number of attempts made, or None when the claim was lost
-    (another dispatcher took over after the lease ran out: its outcome stands)."""
-    attempt = Attempt(delivery=delivery, token=token, result=result, final=final, retry_in=retry_in)
-    return (await record_attempts(conn, [attempt]))[0]
-
-
 async def record_attempts(conn: Connection, attempts: list[Attempt]) -> list[int | None]:
-    """``record_attempt`` for many deliveries in one statement."""
+    """Store attempts' outcomes, in one statement: the number of attempts each
+    delivery has made, or None when its claim was lost (another dispatcher took
+    over after the lease ran out: its outcome stands). A transient failure on the
+    ``final`` attempt fails the delivery."""
     # a success also clears its endpoint's failure count
     rows = await conn.fetch(
         """WITH outcome AS (

@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 import structlog
@@ -111,7 +110,9 @@ async def publish_due(bus: Bus, due: Iterable[Due], correlation_id: str) -> None
     await asyncio.gather(*(bus.publish(due_event(d, correlation_id)) for d in due))
 
 
-async def make_room(deps: DeliveryDeps, plan: Plan) -> tuple[Plan, dict[uuid.UUID, Any]]:
+async def make_room(
+    deps: DeliveryDeps, plan: Plan
+) -> tuple[Plan, dict[uuid.UUID, asyncio.Future[Turn]]]:
     """``plan`` to be recorded claimed when this dispatcher has room to send what is
     due itself, with the rate-limit reservations of those sends started now, so
     that their round trip overlaps the record's rather than following it."""

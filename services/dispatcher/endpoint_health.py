@@ -31,7 +31,7 @@ async def endpoint_outcome(
 ) -> EndpointHealth:
     """Count permanent failures in a row; disable the endpoint after
     ``disable_after`` of them, or at once when it is gone. (Success resets the count
-    in ``record_attempt``.)"""
+    in ``claims.record_attempts``.)"""
     if result.outcome is not Outcome.PERMANENT or result.our_fault:
         return HEALTHY
     reason = result.detail if result.endpoint_gone else None

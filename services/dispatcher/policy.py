@@ -35,9 +35,9 @@ class ScoreRoute:
     def parse(cls, raw: Mapping[str, Any]) -> ScoreRoute:
         channels = raw.get("channels")
         return cls(
-            float(raw.get("min_score", 0.0)),
-            None if channels is None else tuple(str(c) for c in channels),
-            bool(raw.get("digest", False)),
+            min_score=float(raw.get("min_score", 0.0)),
+            channels=None if channels is None else tuple(str(c) for c in channels),
+            digest=bool(raw.get("digest", False)),
         )
 
 
@@ -85,10 +85,12 @@ def route_match(prefs: Preferences, score: float) -> ScoreRoute | None:
                 return route
         return None
     if prefs.digest_frequency == "instant":
-        return ScoreRoute(0.0)
+        return ScoreRoute(min_score=0.0)
     # daily/weekly: held for the digest, visible in the inbox meanwhile;
     # off: the inbox only
-    return ScoreRoute(0.0, (INAPP,), digest=prefs.digest_frequency in ("daily", "weekly"))
+    return ScoreRoute(
+        min_score=0.0, channels=(INAPP,), digest=prefs.digest_frequency in ("daily", "weekly")
+    )
 
 
 def choose_channels(

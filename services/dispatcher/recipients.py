@@ -145,12 +145,12 @@ def _recipient(row: Record, sealer: Sealer, left_out: LeftOut) -> Recipient:
         else:
             endpoints.append(endpoint)
     return Recipient(
-        row["user_id"],
-        row["email"],
-        row["name"],
-        row["locale"],
-        _preferences(dict(row)),
-        tuple(endpoints),
+        user_id=row["user_id"],
+        email=row["email"],
+        name=row["name"],
+        locale=row["locale"],
+        prefs=_preferences(dict(row)),
+        endpoints=tuple(endpoints),
     )
 
 
