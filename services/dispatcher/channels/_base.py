@@ -39,25 +39,37 @@ class DeliveryResult:
     def delivered(
         cls, detail: str = "", status_code: int | None = None, provider_id: str | None = None
     ) -> DeliveryResult:
-        return cls(Outcome.DELIVERED, detail, status_code=status_code, provider_id=provider_id)
+        return cls(
+            outcome=Outcome.DELIVERED,
+            detail=detail,
+            status_code=status_code,
+            provider_id=provider_id,
+        )
 
     @classmethod
     def transient(
         cls, detail: str, *, retry_after: float | None = None, status_code: int | None = None
     ) -> DeliveryResult:
-        return cls(Outcome.TRANSIENT, detail, retry_after, status_code)
+        return cls(
+            outcome=Outcome.TRANSIENT,
+            detail=detail,
+            retry_after=retry_after,
+            status_code=status_code,
+        )
 
     @classmethod
     def permanent(cls, detail: str, status_code: int | None = None) -> DeliveryResult:
-        return cls(Outcome.PERMANENT, detail, status_code=status_code)
+        return cls(outcome=Outcome.PERMANENT, detail=detail, status_code=status_code)
 
     @classmethod
     def misconfigured(cls, detail: str, status_code: int | None = None) -> DeliveryResult:
-        return cls(Outcome.PERMANENT, detail, status_code=status_code, our_fault=True)
+        return cls(
+            outcome=Outcome.PERMANENT, detail=detail, status_code=status_code, our_fault=True
+        )
 
     @classmethod
     def skipped(cls, detail: str) -> DeliveryResult:
-        return cls(Outcome.SKIPPED, detail)
+        return cls(outcome=Outcome.SKIPPED, detail=detail)
 
 
 @dataclass(frozen=True)
@@ -147,7 +159,10 @@ def classify_http(
         return DeliveryResult.permanent(f"HTTP {status}: redirects are not followed", status)
     if status == 410:
         return DeliveryResult(
-            Outcome.PERMANENT, "HTTP 410: endpoint is gone", status_code=status, endpoint_gone=True
+            outcome=Outcome.PERMANENT,
+            detail="HTTP 410: endpoint is gone",
+            status_code=status,
+            endpoint_gone=True,
         )
     return DeliveryResult.permanent(f"HTTP {status}", status)
 

@@ -150,18 +150,18 @@ def discord_outcome(response: Reply) -> DeliveryResult:
     code = answer.get("code")
     if code in GONE_CODES:
         return DeliveryResult(
-            Outcome.PERMANENT,
-            f"HTTP {status}: Discord error {code}: {message}",
+            outcome=Outcome.PERMANENT,
+            detail=f"HTTP {status}: Discord error {code}: {message}",
             status_code=status,
             endpoint_gone=True,
         )
     result = classify_http(status, response.headers.get("retry-after"))
     if message:
         return DeliveryResult(
-            result.outcome,
-            f"{result.detail}: {message}",
-            result.retry_after,
-            status,
+            outcome=result.outcome,
+            detail=f"{result.detail}: {message}",
+            retry_after=result.retry_after,
+            status_code=status,
             endpoint_gone=result.endpoint_gone,
         )
     return result

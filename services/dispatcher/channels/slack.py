@@ -145,10 +145,10 @@ def slack_outcome(response: Reply) -> DeliveryResult:
     if result.outcome is Outcome.DELIVERED or not error:
         return result
     return DeliveryResult(
-        result.outcome,
-        f"{result.detail}: {error}",
-        result.retry_after,
-        result.status_code,
+        outcome=result.outcome,
+        detail=f"{result.detail}: {error}",
+        retry_after=result.retry_after,
+        status_code=result.status_code,
         endpoint_gone=result.endpoint_gone
         or (result.outcome is Outcome.PERMANENT and error in GONE_ERRORS),
     )

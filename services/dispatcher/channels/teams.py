@@ -149,10 +149,10 @@ def teams_outcome(response: Reply) -> DeliveryResult:
     if result.outcome is Outcome.DELIVERED or not text:
         return result
     return DeliveryResult(
-        result.outcome,
-        f"{result.detail}: {text[:200]}",
-        result.retry_after,
-        status,
+        outcome=result.outcome,
+        detail=f"{result.detail}: {text[:200]}",
+        retry_after=result.retry_after,
+        status_code=status,
         endpoint_gone=result.endpoint_gone,
     )
 

@@ -123,10 +123,10 @@ class TelegramChannel:
                         f"(parts 1-{index} were sent as {','.join(sent)})"
                     )
                     result = DeliveryResult(
-                        result.outcome,
-                        detail,
-                        result.retry_after,
-                        result.status_code,
+                        outcome=result.outcome,
+                        detail=detail,
+                        retry_after=result.retry_after,
+                        status_code=result.status_code,
                         endpoint_gone=result.endpoint_gone,
                     )
                 return result
@@ -147,12 +147,12 @@ class TelegramChannel:
         result = answer if isinstance(answer, DeliveryResult) else telegram_outcome(answer)
         if self._token and self._token in result.detail:
             return DeliveryResult(
-                result.outcome,
-                result.detail.replace(self._token, REDACTED),
-                result.retry_after,
-                result.status_code,
-                result.provider_id,
-                result.endpoint_gone,
+                outcome=result.outcome,
+                detail=result.detail.replace(self._token, REDACTED),
+                retry_after=result.retry_after,
+                status_code=result.status_code,
+                provider_id=result.provider_id,
+                endpoint_gone=result.endpoint_gone,
             )
         return result
 
@@ -193,8 +193,8 @@ def telegram_outcome(response: Reply) -> DeliveryResult:
         description = f"{description} (the chat is now {migrated})"
     if status == 403 or migrated is not None or "chat not found" in description.lower():
         return DeliveryResult(
-            Outcome.PERMANENT,
-            f"HTTP {status}: {description}",
+            outcome=Outcome.PERMANENT,
+            detail=f"HTTP {status}: {description}",
             status_code=status,
             endpoint_gone=True,
         )
@@ -202,9 +202,9 @@ def telegram_outcome(response: Reply) -> DeliveryResult:
     if not description:
         return result
     return DeliveryResult(
-        result.outcome,
-        f"{result.detail}: {description}",
-        result.retry_after,
-        status,
+        outcome=result.outcome,
+        detail=f"{result.detail}: {description}",
+        retry_after=result.retry_after,
+        status_code=status,
         endpoint_gone=result.endpoint_gone,
     )
