@@ -5,6 +5,7 @@
     │   └── BusUnavailable       the broker did not confirm a publish in time
     ├── Defer(after)             not yet (a rate limit, a hold): come back, no attempt spent
     ├── Permanent(reason)        will never succeed: park it, do not retry
+    │   └── Unpublishable        a message the bus cannot encode (a property too long)
     ├── Ignore(reason)           no longer applies (its user was erased): acknowledge it
     └── InvalidEvent(reason)     the input itself is malformed or breaks the schema
 
@@ -46,6 +47,11 @@ class Permanent(HeraldError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Unpublishable(Permanent):
+    """A message that cannot go on the wire as it is (a property AMQP cannot encode,
+    headers too large for a frame): publishing it again would fail again."""
 
 
 class Ignore(HeraldError):

@@ -3,7 +3,7 @@ that acks, retries with back-off and parks (DESIGN §2)."""
 
 from . import catalog
 from ._backoff import retry_step
-from ._bus import MAX_PRIORITY, PRIORITY_LEVELS, Bus, Handler, Listener
+from ._bus import Bus, Handler, Listener
 from ._headers import (
     ATTEMPT,
     LAST_ERROR,
@@ -24,6 +24,7 @@ from ._parking import (
     replay_parked,
     work_queue_states,
 )
+from ._publishing import MAX_PRIORITY, PRIORITY_LEVELS
 from ._sweep import about_user, sweep
 from ._topology import QueueNames, exchange_name, topic_matches
 from ._versions import UntestedLibrary, check_versions

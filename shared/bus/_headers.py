@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import aio_pika
+from pamqp import commands as spec
 
 ATTEMPT = "x-herald-attempt"
 LAST_ERROR = "x-herald-error"
@@ -41,6 +42,12 @@ class Copyable(Protocol):
     def app_id(self) -> str | None: ...
     @property
     def priority(self) -> int | None: ...
+
+
+def copy_properties(message: Copyable, headers: dict[str, Any]) -> spec.Basic.Properties:
+    """The properties of the same message (ids, type, time, priority), persistent,
+    with ``headers``: what the bus publishes for a retry or a park."""
+    return copy_message(message, headers).properties
 
 
 def copy_message(message: Copyable, headers: dict[str, Any]) -> aio_pika.Message:

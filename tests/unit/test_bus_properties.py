@@ -1,26 +1,16 @@
-"""A batch publish carries the same AMQP properties as a single publish of the event."""
+"""The AMQP properties an event travels with: the same for a single publish, a batch,
+a copy sent straight to a queue."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime
 
-import pytest
-from pamqp import commands as spec
-from pamqp import frame
-from pamqp.header import ContentHeader
-
-from shared.bus import Bus, _pipeline
-from shared.events import Event, MatchFound, RequestNotification, new_event
-from shared.metrics import ServiceMetrics
-
-
-def marshalled(properties: Any) -> bytes:
-    return frame.marshal(ContentHeader(properties=properties, body_size=10), 1)
-
+from shared.bus import PRIORITY_LEVELS
+from shared.bus._publishing import event_message
+from shared.events import CONTENT_TYPE, MatchFound, RequestNotification, new_event
 
 MATCH = new_event(
-    MatchFound(
+    MatchFound.model_construct(
         match_id="m-1",
         user_id="u-1",
         job_id="j-1",
@@ -33,6 +23,7 @@ MATCH = new_event(
     source="herald/matcher",
     id="evt-1",
     correlation_id="corr-1",
+    time=datetime(2026, 12, 7, 14, 0, 5, tzinfo=UTC),
 )
 URGENT = new_event(
     RequestNotification(user_id="u-1", type="t", title="x", body="y", priority="urgent"),
@@ -40,58 +31,34 @@ URGENT = new_event(
 )
 
 
-@pytest.mark.parametrize(
-    ("event", "priority", "headers"),
-    [(MATCH, None, None), (URGENT, None, None), (URGENT, 1, {"x-herald-attempt": 2})],
-)
-def test_batch_properties_are_the_single_publish_ones_byte_for_byte(
-    event: Event[Any], priority: int | None, headers: dict[str, Any] | None
-) -> None:
-    bus = Bus(
-        amqp_url="amqp://nowhere",
-        namespace="t",
-        service="matcher",
-        metrics=ServiceMetrics("matcher"),
+def test_an_event_travels_persistent_with_its_ids_type_and_time() -> None:
+    message = event_message(MATCH, app_id="herald-matcher")
+    p = message.properties
+    assert (message.routing_key, message.label, message.to_queue) == (
+        "match.found",
+        "match.found",
+        False,
     )
-    single = bus._message(event, priority, headers).properties
-    assert marshalled(bus._properties(event, priority, headers)) == marshalled(single)
+    assert message.body == MATCH.to_json()
+    assert p.delivery_mode == 2
+    assert (p.message_id, p.correlation_id, p.message_type) == ("evt-1", "corr-1", "match.found")
+    assert (p.content_type, p.app_id, p.headers) == (CONTENT_TYPE, "herald-matcher", {})
+    assert p.timestamp == MATCH.time
+    assert p.priority == 0  # no priority field
 
 
-@pytest.mark.parametrize(
-    "properties",
-    [
-        {},
-        {"content_type": "application/cloudevents+json", "headers": {}, "delivery_mode": 2},
-        {"priority": 0, "message_id": "", "correlation_id": "c-é", "app_id": "herald-x"},
-        {"timestamp": datetime(2026, 12, 7, 14, 0, 5, 999_000, tzinfo=UTC)},
-        {"timestamp": datetime(2026, 12, 7, 14, 0, 5)},  # naive: taken as UTC
-        {"timestamp": datetime(2026, 12, 7, 15, 0, 5, tzinfo=timezone(timedelta(hours=1)))},
-        {"headers": {"x-herald-attempt": 3, "x-herald-error": "boom"}, "priority": 3},
-        {"reply_to": "q", "expiration": "60000", "user_id": "guest", "content_encoding": "gzip"},
-        {"message_type": "match.found", "message_id": "m" * 255},
-    ],
-)
-def test_header_frames_are_pamqps_byte_for_byte(properties: dict[str, Any]) -> None:
-    props = spec.Basic.Properties(**properties)
-    for body_size in (0, 10, 70_000):
-        expected = frame.marshal(ContentHeader(properties=props, body_size=body_size), 7)
-        assert _pipeline.header_frame(props, body_size, 7) == expected
+def test_a_payload_priority_becomes_the_amqp_priority_unless_overridden() -> None:
+    assert event_message(URGENT, app_id="a").properties.priority == PRIORITY_LEVELS["urgent"]
+    assert event_message(URGENT, app_id="a", priority=1).properties.priority == 1
 
 
-def test_a_header_frame_of_every_publish_is_pamqps() -> None:
-    bus = Bus(
-        amqp_url="amqp://nowhere", namespace="t", service="matcher", metrics=ServiceMetrics("m")
+def test_a_message_for_a_queue_goes_there_with_its_headers() -> None:
+    message = event_message(
+        URGENT, app_id="a", headers={"x-herald-attempt": 2}, queue="q.retry.1000"
     )
-    for event in (MATCH, URGENT):
-        props = bus._properties(event, None)
-        assert _pipeline.header_frame(props, 321, 1) == header_of(props, 321)
-
-
-def test_a_string_too_long_is_refused_as_pamqp_refuses_it() -> None:
-    props = spec.Basic.Properties(message_id="m" * 256)
-    with pytest.raises(TypeError):
-        _pipeline.header_frame(props, 1, 1)
-
-
-def header_of(properties: Any, body_size: int) -> bytes:
-    return frame.marshal(ContentHeader(properties=properties, body_size=body_size), 1)
+    assert (message.routing_key, message.to_queue, message.label) == (
+        "q.retry.1000",
+        True,
+        "notification.requested",
+    )
+    assert message.properties.headers == {"x-herald-attempt": 2}
