@@ -264,3 +264,76 @@ def queues_named(prefix: str) -> list[str]:
         timeout=120,
     )
     return [name for name in listed.stdout.split() if name.startswith(prefix)]
+
+
+class CuttableProxy:
+    """A TCP relay to the broker that a test cuts, as a network fault would: every
+    connection through it dropped at once, with nothing said to either side.
+
+    ``cut_after(n)`` cuts once ``n`` more bytes went towards the broker (the middle
+    of a large publish, say); ``refusing`` turns new connections away until cleared.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5672) -> None:
+        self._target = (host, port)
+        self._server: asyncio.Server | None = None
+        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._budget: int | None = None
+        self.refusing = False
+        self.cuts = 0
+
+    async def __aenter__(self) -> CuttableProxy:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.cut()
+        await self._server.wait_closed()
+
+    def url(self, amqp_url: str) -> str:
+        """``amqp_url`` (the broker's) through this proxy."""
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        host_port = f"{self._target[0]}:{self._target[1]}"
+        return amqp_url.replace(host_port, f"127.0.0.1:{port}")
+
+    def cut(self) -> None:
+        self.cuts += 1
+        for client, broker in list(self._pairs):
+            client.transport.abort()
+            broker.transport.abort()
+        self._pairs.clear()
+
+    def cut_after(self, bytes_to_broker: int) -> None:
+        self._budget = bytes_to_broker
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            client_w.transport.abort()
+            return
+        broker_r, broker_w = await asyncio.open_connection(*self._target)
+        pair = (client_w, broker_w)
+        self._pairs.add(pair)
+        await asyncio.gather(
+            self._pump(client_r, broker_w, to_broker=True),
+            self._pump(broker_r, client_w, to_broker=False),
+            return_exceptions=True,
+        )
+        self._pairs.discard(pair)
+        for writer in pair:
+            writer.transport.abort()
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, to_broker: bool
+    ) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            if to_broker and self._budget is not None:
+                self._budget -= len(data)
+                if self._budget <= 0:
+                    self._budget = None
+                    self.cut()
+                    return
+            await writer.drain()
