@@ -29,11 +29,10 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-import aio_pika
 import asyncpg
 
 from shared import apikey_cli, endpoint_sealing
-from shared.bus import catalog, list_parked, replay_parked
+from shared.bus import broker_connection, catalog, list_parked, replay_parked
 from shared.db import connect_pool, ensure_database, migrate
 from shared.endpoints import ENDPOINT_TYPES, UnknownUser, create_endpoint, url_place
 from shared.errors import HeraldError, InvalidEvent
@@ -164,8 +163,7 @@ async def _publish(settings: Settings, event_type: str, data: str, event_id: str
 
 
 async def _parked(settings: Settings, args: argparse.Namespace) -> int:
-    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
-    try:
+    async with broker_connection(settings.amqp_url.get_secret_value()) as connection:
         queues = _parked_queues(settings, args.queue)
         if args.parked_command == "list":
             for parked in await list_parked(connection, queues, limit=args.limit):
@@ -175,8 +173,6 @@ async def _parked(settings: Settings, args: argparse.Namespace) -> int:
             for parked in replayed:
                 print(f"replayed {parked.event_id} ({parked.type}) to {parked.origin_queue}")
             print(f"{len(replayed)} message(s) replayed", file=sys.stderr)
-    finally:
-        await connection.close()
     return 0
 
 

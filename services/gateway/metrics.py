@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-import aiormq
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -116,7 +115,7 @@ class QueueDepths(Collector):
             try:
                 async with asyncio.timeout(self.timeout):
                     self._states = await read()
-            except (BusUnavailable, aiormq.exceptions.AMQPError, OSError, TimeoutError) as exc:
+            except (BusUnavailable, OSError, TimeoutError) as exc:
                 self._states = None
                 log.warning("queue_depths_unavailable", error=f"{type(exc).__name__}: {exc}")
             self._read_at = time.monotonic()

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import aio_pika
-import aiormq
 import asyncpg
 import structlog
 
-from shared.bus import Bus, catalog, purge_parked
+from shared.bus import Bus, broker_connection, catalog, purge_parked
+from shared.errors import BusUnavailable
 from shared.events import (
     Event,
     MeetingCompleted,
@@ -285,12 +284,9 @@ class Rounds:
         now is tried again at the next retention run (nothing is lost by waiting)."""
         queues = [q.names(self.bus.namespace).parked for q in catalog.ALL_QUEUES]
         try:
-            connection = await aio_pika.connect(self.settings.amqp_url.get_secret_value())
-            try:
+            async with broker_connection(self.settings.amqp_url.get_secret_value()) as connection:
                 return await purge_parked(connection, queues, parked_before=parked_before)
-            finally:
-                await connection.close()
-        except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as exc:
+        except BusUnavailable as exc:
             log.warning("parked_purge_failed", error=str(exc))
             return 0
 

@@ -25,6 +25,7 @@ from ._parking import (
     work_queue_states,
 )
 from ._publishing import MAX_PRIORITY, PRIORITY_LEVELS
+from ._supervision import broker_connection
 from ._sweep import about_user, sweep
 from ._topology import QueueNames, exchange_name, topic_matches
 from ._versions import UntestedLibrary, check_versions
@@ -48,6 +49,7 @@ __all__ = [
     "UntestedLibrary",
     "WorkQueueState",
     "about_user",
+    "broker_connection",
     "catalog",
     "check_versions",
     "delete_parked",

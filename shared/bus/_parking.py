@@ -17,7 +17,10 @@ from typing import Any
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from shared.errors import BusUnavailable
+
 from . import _headers as h
+from ._publishing import BROKER_ERRORS
 from ._topology import QueueNames
 
 
@@ -187,7 +190,7 @@ async def queue_stats(connection: AbstractConnection, queues: Sequence[str]) -> 
     broker's own figures, no management plugin needed); missing ones are left out.
 
     One channel serves every probe until a missing queue makes the broker close it;
-    only then is another opened."""
+    only then is another opened. ``BusUnavailable`` when the broker cannot be read."""
     found: list[QueueStats] = []
     channel: AbstractChannel | None = None
     try:
@@ -203,6 +206,8 @@ async def queue_stats(connection: AbstractConnection, queues: Sequence[str]) -> 
             found.append(
                 QueueStats(queue, int(result.message_count or 0), int(result.consumer_count or 0))
             )
+    except BROKER_ERRORS as exc:
+        raise BusUnavailable(f"cannot read queue depths: {exc}") from exc
     finally:
         if channel is not None and not channel.is_closed:
             await channel.close()

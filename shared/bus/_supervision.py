@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -25,7 +25,7 @@ from shared.metrics import ServiceMetrics
 
 from ._publishing import BROKER_ERRORS
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "broker_connection"]
 
 log = structlog.get_logger("herald.bus")
 
@@ -126,6 +126,23 @@ class Supervisor:
     async def _sleep_or_stop(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_requested.wait(), seconds)
+
+
+@contextlib.asynccontextmanager
+async def broker_connection(url: str) -> AsyncIterator[AbstractConnection]:
+    """A plain connection for one piece of work (a CLI command, a retention run),
+    closed after it. Failing to connect, or losing the connection meanwhile, raises
+    ``BusUnavailable``."""
+    try:
+        connection = await aio_pika.connect(url)
+    except _BROKER_OR_TIMEOUT as exc:
+        raise BusUnavailable(f"cannot connect to the broker: {exc}") from exc
+    try:
+        yield connection
+    except BROKER_ERRORS as exc:
+        raise BusUnavailable(f"broker connection lost: {exc}") from exc
+    finally:
+        await _close_quietly(connection)
 
 
 def _setter(event: asyncio.Event) -> Callable[..., None]:

@@ -1,13 +1,14 @@
-"""The AMQP libraries whose internals the bus relies on, at the versions it was
-tested with.
+"""The AMQP libraries the bus runs on, at the versions it was tested with.
 
-``_pipeline`` and ``_acks`` write publish and ack frames onto an aiormq channel's
-write queue, keeping delivery tags and confirmation futures as aiormq does, and
-``_pipeline`` encodes content headers byte for byte as pamqp does. A release that
+The bus publishes and acks through aiormq's public channel API, but leans on
+behaviour only its implementation states: ``basic_publish(wait=False)`` taking the
+channel's lock in call order (a batch reaches the broker in order), confirms matched
+to publishes by aiormq's own delivery tags, ``max_content_size`` on a channel, and
+pamqp's encoder refusing a property before anything is written. A release that
 changed how aiormq numbers tags or guards its channel could match confirms to the
 wrong messages, the one failure Herald must never have. So both are pinned to the
 minor versions tested (pyproject.toml), and a bus refuses to start on any other
-rather than fall back in silence.
+rather than carry on in silence.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def check_versions(installed: Callable[[str], str] = version) -> None:
             wrong.append(f"{package} {found} (tested: {minor}.x)")
     if wrong:
         raise UntestedLibrary(
-            "the event bus writes AMQP frames the way these libraries' tested versions "
-            f"do, and will not run on others: {', '.join(wrong)}. Install the versions "
+            "the event bus relies on how these libraries' tested versions publish and "
+            f"confirm, and will not run on others: {', '.join(wrong)}. Install the versions "
             "pyproject.toml pins, or test the bus against the new ones and move the pins."
         )
