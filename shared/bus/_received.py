@@ -89,4 +89,4 @@ class Received:
         tag = self.delivery_tag
         if tag is None:
             raise ChannelInvalidStateError("message has no delivery tag")
-        await self.channel.basic_ack(tag)
+        await self.channel.basic_ack(tag, wait=False)
