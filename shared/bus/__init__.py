@@ -13,6 +13,7 @@ from ._headers import (
     PARKED_REASON,
     REPLAYED,
 )
+from ._outgoing import MAX_PRIORITY, PRIORITY_LEVELS
 from ._parking import (
     ParkedMessage,
     QueueStats,
@@ -24,7 +25,6 @@ from ._parking import (
     replay_parked,
     work_queue_states,
 )
-from ._publishing import MAX_PRIORITY, PRIORITY_LEVELS
 from ._supervision import broker_connection
 from ._sweep import about_user, sweep
 from ._topology import QueueNames, exchange_name, topic_matches

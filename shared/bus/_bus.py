@@ -22,7 +22,8 @@ from shared.metrics import ServiceMetrics
 from . import _headers as h
 from ._consuming import Consumer, Handler, Subscription
 from ._listening import Listener, Listening, open_listener
-from ._publishing import MAX_PRIORITY, Publisher, event_message
+from ._outgoing import MAX_PRIORITY, event_message
+from ._publishing import Publisher
 from ._supervision import Supervisor
 from ._topology import QueueNames, declare_exchange, exchange_name
 from ._versions import check_versions

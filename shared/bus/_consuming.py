@@ -30,7 +30,8 @@ from shared.metrics import ServiceMetrics
 
 from . import _headers as h
 from ._backoff import retry_step
-from ._publishing import BROKER_ERRORS, Outgoing
+from ._outgoing import Outgoing
+from ._publishing import BROKER_ERRORS
 from ._received import Received
 from ._topology import QueueNames, declare_exchange, declare_work_queue, topic_matches
 

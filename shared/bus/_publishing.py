@@ -1,47 +1,35 @@
 """Confirmed publishing: one path, for one message or a batch.
 
-Each message goes out through aiormq's own ``Channel.basic_publish`` with
-``wait=False`` (it returns once its frames are queued for the socket, then waits for
-the broker's confirm), one task per message, and the confirms are gathered. aiormq
-numbers the delivery tags and matches each confirm to its message under the
-channel's lock; nothing here knows a tag. Tasks take that lock in the order they
-were made, so a batch reaches the broker in order, and a batch costs about one round
-trip rather than one each.
+Every publish, ``Bus.publish`` included, is a batch: written in order through
+``_fastpath.write`` (a batch's frames go to the socket together; aiormq matches
+each confirm to its message), the confirms then gathered, so a batch costs about one
+round trip rather than one each.
 
 A publish that the broker did not confirm (connection or channel lost, nack) is
 published again, once reconnected, until ``timeout``; the consumers are idempotent,
 so a copy the broker took just before the loss costs nothing. A message that cannot
 be encoded (pamqp refuses a property, or its header would not fit in one frame) is
-never sent: it raises ``Unpublishable`` and leaves the channel as it was.
+never written: it raises ``Unpublishable`` once the others are confirmed, and
+leaves the channel as it was.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aiormq
-from pamqp import commands as spec
-from pamqp import frame as amqp_frame
-from pamqp.header import ContentHeader
 
 from shared.errors import BusUnavailable, Unpublishable
-from shared.events import CONTENT_TYPE, Event
 from shared.metrics import ServiceMetrics
 
-__all__ = [
-    "BROKER_ERRORS",
-    "MAX_PRIORITY",
-    "PRIORITY_LEVELS",
-    "Outgoing",
-    "Publisher",
-    "event_message",
-]
+from . import _fastpath
+from ._outgoing import Outgoing
+
+__all__ = ["BROKER_ERRORS", "Publisher"]
 
 # what a lost connection or channel raises, through aio-pika or aiormq
 BROKER_ERRORS: tuple[type[Exception], ...] = (
@@ -53,58 +41,6 @@ BROKER_ERRORS: tuple[type[Exception], ...] = (
 # a publish the broker did not confirm: worth publishing again once reconnected
 # (a confirmation cancelled by its channel closing included)
 _UNCONFIRMED: tuple[type[BaseException], ...] = (*BROKER_ERRORS, asyncio.CancelledError)
-
-# tasks made before the first are let run: the broker routes the start of a large
-# batch while its end is still being built
-_BATCH_STEP = 256
-
-# AMQP priorities of Herald's four notification priorities; queues that honour them
-# are declared with ``x-max-priority`` = MAX_PRIORITY. A message without one is 0.
-PRIORITY_LEVELS = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
-MAX_PRIORITY = max(PRIORITY_LEVELS.values())
-_PERSISTENT = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One message to publish: to the events exchange under ``routing_key``, or, with
-    ``to_queue``, straight to the queue of that name (mandatory: the broker says so
-    if the queue is missing). ``label`` names it in metrics and errors."""
-
-    routing_key: str
-    properties: spec.Basic.Properties
-    body: bytes
-    label: str
-    to_queue: bool = False
-
-
-def event_message(
-    event: Event[Any],
-    *,
-    app_id: str,
-    priority: int | None = None,
-    headers: dict[str, Any] | None = None,
-    queue: str | None = None,
-) -> Outgoing:
-    """``event`` as a persistent message, to the events exchange or, with ``queue``,
-    straight to that queue. Without ``priority``, a payload's ``priority`` field
-    gives the AMQP priority, so priority queues serve it first."""
-    if priority is None:
-        priority = PRIORITY_LEVELS.get(str(getattr(event.data, "priority", "")))
-    properties = spec.Basic.Properties(
-        content_type=CONTENT_TYPE,
-        headers=headers or {},
-        delivery_mode=_PERSISTENT,
-        priority=priority or 0,
-        correlation_id=event.correlation_id,
-        message_id=event.id,
-        timestamp=event.time,
-        message_type=event.type,
-        app_id=app_id,
-    )
-    if queue is None:
-        return Outgoing(event.type, properties, event.to_json(), event.type)
-    return Outgoing(queue, properties, event.to_json(), event.type, to_queue=True)
 
 
 class Publisher:
@@ -199,32 +135,16 @@ class Publisher:
         channel = self._channel
         if channel is None:
             raise aiormq.exceptions.ChannelInvalidStateError("reconnecting")
-        if isinstance(messages, Sequence) and len(messages) == 1:  # no task needed
-            sent: list[Outgoing] = list(messages)
-            try:
-                outcomes: list[Any] = [await self._one(channel, sent[0])]
-            except _UNCONFIRMED as exc:
-                if isinstance(exc, asyncio.CancelledError) and _cancelling():
-                    raise
-                outcomes = [exc]
-            except (TypeError, ValueError) as exc:
-                outcomes = [exc]
-        else:
-            sent = []
-            confirming: list[asyncio.Future[Any]] = []
-            try:
-                for message in messages:
-                    sent.append(message)
-                    confirming.append(asyncio.ensure_future(self._one(channel, message)))
-                    if len(confirming) % _BATCH_STEP == 0:
-                        await asyncio.sleep(0)
-                outcomes = await asyncio.gather(*confirming, return_exceptions=True)
-            except BaseException:
-                for confirmation in confirming:  # aiormq takes back what it did not write
-                    confirmation.cancel()
-                with contextlib.suppress(BaseException):
-                    await asyncio.gather(*confirming, return_exceptions=True)
-                raise
+        sent: list[Outgoing] = []
+
+        def recorded() -> Iterator[Outgoing]:
+            for message in messages:
+                sent.append(message)
+                yield message
+
+        outcomes: list[Any] = await asyncio.gather(
+            *await _fastpath.write(channel, self._exchange, recorded()), return_exceptions=True
+        )
         left, why = [], ""
         for message, outcome in zip(sent, outcomes, strict=True):
             if isinstance(outcome, _UNCONFIRMED):
@@ -235,23 +155,6 @@ class Publisher:
             elif isinstance(outcome, BaseException):
                 raise outcome
         return left, why
-
-    async def _one(self, channel: aiormq.Channel, message: Outgoing) -> object:
-        properties = message.properties
-        if properties.headers and _header_size(message) > channel.max_content_size:
-            # the broker would close the connection over it, and every retry after
-            raise ValueError("its headers do not fit in one frame")
-        return await channel.basic_publish(
-            message.body,
-            exchange="" if message.to_queue else self._exchange,
-            routing_key=message.routing_key,
-            properties=properties,
-            # an event nobody subscribes to is normal on a topic exchange: not
-            # mandatory, so the broker drops it instead of returning it (a returned
-            # message costs both sides and told us nothing)
-            mandatory=message.to_queue,
-            wait=False,
-        )
 
     def _count(
         self,
@@ -265,16 +168,6 @@ class Publisher:
             child(published, self.service, label, "confirmed").inc(count)
         for label, count in failed.items():
             child(published, self.service, label, "failed").inc(count)
-
-
-def _header_size(message: Outgoing) -> int:
-    header = ContentHeader(properties=message.properties, body_size=len(message.body))
-    return len(amqp_frame.marshal(header, 0))
-
-
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def _recording(messages: Iterator[Outgoing], read: list[Outgoing]) -> Iterator[Outgoing]:

@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from shared.bus import PRIORITY_LEVELS, Bus, about_user, catalog, list_parked, sweep
+from shared.bus._fastpath import CHUNK
 from shared.errors import BusUnavailable, Defer, Permanent, Retry
 from shared.events import DeliveryDue, Event, new_event, parse_event
 from shared.settings import Settings
@@ -300,7 +301,7 @@ async def test_publish_many_delivers_every_event_once_in_order_with_its_priority
     producer = bus_factory("gateway")
     await producer.start(wait=10)
 
-    sent = [notification(user_id=f"u-{i}") for i in range(256 * 2 + 7)]
+    sent = [notification(user_id=f"u-{i}") for i in range(CHUNK * 2 + 7)]
     await producer.publish_many((e for e in sent) if as_generator else sent)
     await producer.publish_many([])  # nothing to do is not an error
     await producer.publish_many(e for e in [])
@@ -343,7 +344,7 @@ async def test_publish_many_larger_than_the_connections_write_buffer_is_confirme
     producer = bus_factory("gateway", publish_timeout=20)
     await producer.start(wait=10)
 
-    sent = [notification(user_id=f"u-{i % 50}") for i in range(256 * 12 + 3)]
+    sent = [notification(user_id=f"u-{i % 50}") for i in range(CHUNK * 12 + 3)]
     await producer.publish_many(sent)
     after = notification(user_id="u-after")
     await producer.publish(after)

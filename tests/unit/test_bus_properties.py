@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shared.bus import PRIORITY_LEVELS
-from shared.bus._publishing import event_message
+from shared.bus._outgoing import event_message
 from shared.events import CONTENT_TYPE, MatchFound, RequestNotification, new_event
 
 MATCH = new_event(
