@@ -58,6 +58,8 @@ async def write(
     methods: dict[tuple[str, str, bool], bytes] = {}
     pending = iter(messages)
     while chunk := list(itertools.islice(pending, CHUNK)):
+        if confirmations:
+            await asyncio.sleep(0)  # the connection's writer sends the last chunk now
         # encoded before any tag is taken: a message pamqp refuses fails alone
         encoded = [_encoded(channel, exchange, m, methods) for m in chunk]
         async with channel.lock:
@@ -94,7 +96,6 @@ async def write(
                     future.cancel()
                 raise
             confirmations += futures
-        await asyncio.sleep(0)  # the connection's writer sends it now
     return confirmations
 
 
