@@ -20,10 +20,11 @@ from shared.events import Event
 from shared.metrics import ServiceMetrics
 
 from . import _headers as h
-from ._consuming import Consumer, Handler, Subscription
+from ._consuming import Consumer
 from ._listening import Listener, Listening, open_listener
 from ._outgoing import MAX_PRIORITY, event_message
 from ._publishing import Publisher
+from ._subscription import Handler, Subscription
 from ._supervision import Supervisor
 from ._topology import QueueNames, declare_exchange, exchange_name
 from ._versions import check_versions

@@ -14,17 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-import aiormq
 import structlog
 from aio_pika.abc import AbstractConnection
 from aiormq.abc import DeliveredMessage
 
-from shared.errors import BusUnavailable, Defer, Ignore, InvalidEvent, Permanent, Retry
+from shared.errors import (
+    BusUnavailable,
+    Defer,
+    Ignore,
+    InvalidEvent,
+    Permanent,
+    Retry,
+    Unpublishable,
+)
 from shared.events import Event, parse_event
 from shared.metrics import ServiceMetrics
 
@@ -33,47 +39,14 @@ from ._backoff import retry_step
 from ._outgoing import Outgoing
 from ._publishing import BROKER_ERRORS
 from ._received import Received
-from ._topology import QueueNames, declare_exchange, declare_work_queue, topic_matches
+from ._subscription import Subscription
+from ._topology import declare_exchange, declare_work_queue
 
-__all__ = ["Consumer", "Handler", "Subscription"]
+__all__ = ["Consumer"]
 
 log = structlog.get_logger("herald.bus")
 
-Handler = Callable[[Event[Any]], Awaitable[None]]
 Send = Callable[[Outgoing], Awaitable[None]]
-
-
-@dataclass
-class Subscription:
-    names: QueueNames
-    handlers: dict[str, Handler]
-    prefetch: int
-    retry_delays: tuple[float, ...]
-    # where ``Defer`` sends a message: the first step at least as long as asked
-    defer_steps: tuple[float, ...]
-    max_priority: int | None
-    consumer_tag: str | None = None
-    # the consumer channel of the current connection (aiormq's, under aio-pika's)
-    channel: aiormq.abc.AbstractChannel | None = field(default=None, repr=False)
-
-    @property
-    def delays(self) -> list[float]:
-        """Every delay queue of this work queue (retry and defer steps share them)."""
-        return sorted(set(self.retry_delays) | set(self.defer_steps))
-
-    def handler_for(self, event_type: str) -> Handler | None:
-        handler = self.handlers.get(event_type)
-        if handler is not None:
-            return handler
-        return next(
-            (fn for key, fn in self.handlers.items() if topic_matches(key, event_type)), None
-        )
-
-    def delay_for(self, wanted: float, steps: Sequence[float] = ()) -> float:
-        """The first of ``steps`` (by default every delay queue) at least ``wanted``
-        long; the longest when none is."""
-        steps = steps or self.delays
-        return next((d for d in steps if d >= wanted), steps[-1])
 
 
 class Consumer:
@@ -296,7 +269,7 @@ class Consumer:
         properties = h.copy_properties(message, copied)
         try:
             await self._send(Outgoing(queue, properties, message.body, label, to_queue=True))
-        except Permanent:  # Unpublishable: its headers cannot go on the wire
+        except Unpublishable:  # its headers cannot go on the wire
             return False
         return True
 
