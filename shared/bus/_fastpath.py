@@ -4,7 +4,7 @@ aiormq's ``Channel.basic_publish`` makes each publish a task of its own, a turn 
 channel's lock, a trip through the connection's frame queue and a socket write.
 For a batch (a matcher announcing hundreds of matches, a dispatcher its outcomes)
 that per-message cost is most of what publishing costs (the figures that made it
-worth this module are with the bus in ``docs/architecture.md``). ``write`` does for many messages
+worth this module are in ``docs/performance.md``). ``write`` does for many messages
 what ``basic_publish`` does for one — delivery tags and confirmation futures taken
 under the channel's lock, in order, and given back if the write never happens — but
 hands the frames of ``CHUNK`` messages to the connection's writer as one buffer.
