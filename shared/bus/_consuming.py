@@ -3,10 +3,10 @@ park (DESIGN §2).
 
 A retry, a deferral or a park is a copy of the message published with confirms to
 a delay queue or the parking queue *before* the original is acked, so a crash in
-between leaves a duplicate, never a loss. An ack goes out through aiormq's
-``basic_ack`` on the channel the message came on; when that channel is gone the ack
-is dropped (the broker redelivers the message, and the handler's idempotency absorbs
-the repeat), never sent on the channel that replaced it.
+between leaves a duplicate, never a loss. An ack goes out on the channel the message
+came on (with others due at the same moment, ``_fastpath.Acks``); when that channel
+is gone the ack is dropped (the broker redelivers the message, and the handler's
+idempotency absorbs the repeat), never sent on the channel that replaced it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+import aiormq
 import structlog
 from aio_pika.abc import AbstractConnection
 from aiormq.abc import DeliveredMessage
@@ -36,6 +37,7 @@ from shared.metrics import ServiceMetrics
 
 from . import _headers as h
 from ._backoff import retry_step
+from ._fastpath import Acks
 from ._outgoing import Outgoing
 from ._publishing import BROKER_ERRORS
 from ._received import Received
@@ -79,7 +81,10 @@ class Consumer:
             channel = await connection.channel()
             channel.close_callbacks.add(on_closed)
             await channel.set_qos(prefetch_count=sub.prefetch)
-            sub.channel = await channel.get_underlay_channel()
+            underlay = await channel.get_underlay_channel()
+            if not isinstance(underlay, aiormq.Channel):  # what aio-pika gives, always
+                raise TypeError(f"not an aiormq channel: {underlay!r}")
+            sub.channel, sub.acks = underlay, Acks(underlay)
             exchange = await declare_exchange(channel, namespace)
             queue = await declare_work_queue(
                 channel,
@@ -96,7 +101,7 @@ class Consumer:
     def drop(self) -> None:
         """Forget the lost connection's channels (their messages come back)."""
         for sub in self.subscriptions:
-            sub.consumer_tag, sub.channel = None, None
+            sub.consumer_tag, sub.channel, sub.acks = None, None, None
 
     async def stop(self, drain_timeout: float) -> None:
         """Stop taking messages and let those in hand finish; after ``drain_timeout``
@@ -279,7 +284,7 @@ class Consumer:
         """Ack ``message`` and count its ``outcome``; False when the ack was lost
         with its channel (the broker redelivers the message)."""
         try:
-            await message.ack()
+            await (sub.acks.ack(message) if sub.acks is not None else message.ack())
         except BROKER_ERRORS:
             # Never ack on a channel that replaced the message's own.
             log.info("ack_lost_to_reconnect")

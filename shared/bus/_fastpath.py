@@ -16,6 +16,12 @@ It uses aiormq ``Channel`` attributes that are public but not documented (``lock
 ``create_future``, ``number``, ``max_content_size``). That is why aiormq and pamqp
 are pinned to the minor versions this was tested with and a bus refuses to start on
 others (``_versions``). Frames are encoded by pamqp; nothing here is hand-encoded.
+
+``Acks`` does the same for acknowledgements: aiormq's ``basic_ack`` writes each as a
+frame of its own (a trip through the frame queue, a wake-up of its writer, a system
+call, and as many reads for the broker). Acks due in the same pass of the event
+loop go out as one write of their ``basic.ack`` frames, each naming its own delivery
+tag (``multiple`` would also ack messages still being handled).
 """
 
 from __future__ import annotations
@@ -27,14 +33,16 @@ from typing import Any
 
 from aiormq import Channel
 from aiormq.abc import ChannelFrame
+from aiormq.exceptions import ChannelInvalidStateError
 from pamqp import commands as spec
 from pamqp import frame as amqp_frame
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
 from ._outgoing import Outgoing
+from ._received import Received
 
-__all__ = ["CHUNK", "write"]
+__all__ = ["CHUNK", "Acks", "write"]
 
 # messages per socket write: large enough that the per-write cost vanishes, small
 # enough that one write stays well under a megabyte for ordinary events
@@ -146,3 +154,68 @@ def _track_returns(channel: Channel, message_id: str, confirmation: asyncio.Futu
             channel.message_id_delivery_tag.pop(message_id)
 
     confirmation.add_done_callback(forget)
+
+
+class Acks:
+    """The acks of one consumer channel, written together."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._scheduled = False
+
+    async def ack(self, message: Received) -> None:
+        """Ack ``message``; returns once its frame is written. Raises, as
+        ``basic_ack`` does, when the channel is gone; a message from another channel
+        (one a reconnect replaced) is acked on its own, and fails there."""
+        channel, tag = self._channel, message.delivery_tag
+        if message.channel is not channel or tag is None:
+            await message.ack()
+            return
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((tag, written))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        await written
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch, self._waiting = self._waiting, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._write(batch))
+            task.add_done_callback(_retrieved)
+
+    async def _write(self, batch: list[tuple[int, asyncio.Future[None]]]) -> None:
+        channel = self._channel
+        try:
+            if channel.is_closed:
+                raise ChannelInvalidStateError(f"{channel!r} closed")
+            drained = channel.create_future()
+            await channel.write_queue.put(
+                ChannelFrame.marshall(
+                    frames=[spec.Basic.Ack(delivery_tag=tag) for tag, _ in batch],
+                    channel_number=channel.number,
+                    drain_future=drained,
+                )
+            )
+            await drained
+        except BaseException as exc:
+            for _, written in batch:
+                if not written.done():
+                    if isinstance(exc, Exception):
+                        written.set_exception(exc)
+                    else:
+                        written.cancel()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for _, written in batch:
+            if not written.done():
+                written.set_result(None)
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()

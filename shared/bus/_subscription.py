@@ -10,6 +10,7 @@ import aiormq
 
 from shared.events import Event
 
+from ._fastpath import Acks
 from ._topology import QueueNames, topic_matches
 
 __all__ = ["Handler", "Subscription"]
@@ -28,7 +29,9 @@ class Subscription:
     max_priority: int | None
     consumer_tag: str | None = None
     # the consumer channel of the current connection (aiormq's, under aio-pika's)
-    channel: aiormq.abc.AbstractChannel | None = field(default=None, repr=False)
+    channel: aiormq.Channel | None = field(default=None, repr=False)
+    # its acks, written together
+    acks: Acks | None = field(default=None, repr=False)
 
     @property
     def delays(self) -> list[float]:
