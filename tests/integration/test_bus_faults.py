@@ -101,7 +101,8 @@ async def test_a_batch_cut_off_for_good_reports_only_what_the_broker_confirmed(
     await eventually(lambda: len(set(received)) >= confirmed, what="every confirmed event")
     assert set(received) <= {e.id for e in sent}
 
-    proxy.refusing = False  # the broker is back: so is publishing
+    proxy.refusing = False  # the broker is back: so is publishing, once reconnected
+    await eventually(lambda: producer.connected, what="the reconnect")
     after = notification(user_id="u-after")
     await producer.publish(after)
     await eventually(lambda: after.id in received, what="a publish after the reconnect")
