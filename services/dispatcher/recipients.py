@@ -105,8 +105,8 @@ async def load_many(
     their endpoints' credentials opened with ``sealer``, those it cannot open left
     out and passed to ``left_out``."""
     rows = await conn.fetch(
-        """SELECT u.user_id, u.email, u.name, COALESCE(p.timezone, u.timezone) AS timezone,
-                  u.locale, p.email_enabled,
+        """SELECT u.user_id, u.email, u.name, u.locale,
+                  COALESCE(p.timezone, u.timezone) AS timezone, p.email_enabled,
                   p.digest_frequency, p.notify_new_matches, p.notify_application_updates,
                   p.notify_reminders, p.notify_digests, p.min_match_score,
                   p.quiet_hours_start, p.quiet_hours_end, p.channels, p.score_routes,
