@@ -804,9 +804,12 @@ async def prepare_users(env: Environment, herald: Herald, receiver: Receiver) ->
             )
             assert endpoint.secret is not None
             env.secrets[user] = endpoint.secret
+        # the users' own rows (the gateway's table: sign-up makes none)
         await conn.execute(
-            """UPDATE preferences SET email_enabled = false, channels = '{"inapp": false}'
-               WHERE user_id = ANY($1)""",
+            """INSERT INTO preferences (user_id, email_enabled, channels)
+               SELECT u, false, '{"inapp": false}' FROM unnest($1::text[]) AS u
+               ON CONFLICT (user_id) DO UPDATE
+               SET email_enabled = false, channels = EXCLUDED.channels""",
             env.users,
         )
 

@@ -1,5 +1,8 @@
 """Users as the dispatcher sees them: who they are, what they want, where they are
-reachable. ``user.signed_up`` keeps these rows; everything else reads them.
+reachable. ``user.signed_up`` keeps the ``users`` rows and the implicit endpoints;
+``preferences`` are the gateway's, and a user without a row there has the defaults.
+The user's zone is the one they chose (``preferences.timezone``) before the
+product's (``users.timezone``).
 
 An endpoint that no configured key opens is left out of its owner's endpoints and
 reported (``LeftOut``), never raised: recipients are loaded many at a time, and one
@@ -62,8 +65,8 @@ class Recipient:
 async def record_user(
     conn: Connection, user_id: str, email: str, name: str, timezone: str, locale: str
 ) -> bool:
-    """Upsert the user, their default preferences and their implicit e-mail and
-    in-app endpoints. True the first time this user is seen."""
+    """Upsert the user and their implicit e-mail and in-app endpoints. True the
+    first time this user is seen."""
     first = await conn.fetchval(
         """INSERT INTO users AS u (user_id, email, name, timezone, locale)
            VALUES ($1, $2, $3, $4, $5)
@@ -75,9 +78,6 @@ async def record_user(
         name,
         timezone,
         locale,
-    )
-    await conn.execute(
-        "INSERT INTO preferences (user_id) VALUES ($1) ON CONFLICT DO NOTHING", user_id
     )
     await conn.execute(
         """INSERT INTO channel_endpoints (id, user_id, type, address)
@@ -105,7 +105,8 @@ async def load_many(
     their endpoints' credentials opened with ``sealer``, those it cannot open left
     out and passed to ``left_out``."""
     rows = await conn.fetch(
-        """SELECT u.user_id, u.email, u.name, u.timezone, u.locale, p.email_enabled,
+        """SELECT u.user_id, u.email, u.name, u.locale,
+                  COALESCE(p.timezone, u.timezone) AS timezone, p.email_enabled,
                   p.digest_frequency, p.notify_new_matches, p.notify_application_updates,
                   p.notify_reminders, p.notify_digests, p.min_match_score,
                   p.quiet_hours_start, p.quiet_hours_end, p.channels, p.score_routes,

@@ -1,8 +1,10 @@
 """``digest_schedules``: each daily or weekly user's next digest time and window start,
-kept in step with ``users`` (time zone) and ``preferences`` (frequency, hour).
+kept in step with ``preferences`` (frequency, hour, the zone the user chose) and
+``users`` (the product's zone, for a user who chose none).
 
-Preferences change without an event, so the scheduler compares the two now and
-then (``sync``): only rows that differ come back from that query.
+Preferences change without an event, so the scheduler compares them with the
+schedules now and then (``sync``): only rows that differ come back from that query.
+A user without a preferences row has the defaults: instant, so no digest.
 """
 
 from __future__ import annotations
@@ -34,15 +36,16 @@ async def sync(conn: Connection, now: datetime, *, default_hour: int, weekday: i
            RETURNING user_id"""
     )
     rows = await conn.fetch(
-        """SELECT u.user_id, p.digest_frequency AS frequency, u.timezone,
+        """SELECT u.user_id, p.digest_frequency AS frequency,
+                  COALESCE(p.timezone, u.timezone) AS timezone,
                   COALESCE(p.digest_hour, $1)::int AS hour
            FROM users u
            JOIN preferences p USING (user_id)
            LEFT JOIN digest_schedules s USING (user_id)
            WHERE p.digest_frequency IN ('daily', 'weekly')
              AND (s.user_id IS NULL OR s.frequency <> p.digest_frequency
-                  OR s.timezone <> u.timezone OR s.hour <> COALESCE(p.digest_hour, $1)
-                  OR s.weekday <> $2)""",
+                  OR s.timezone <> COALESCE(p.timezone, u.timezone)
+                  OR s.hour <> COALESCE(p.digest_hour, $1) OR s.weekday <> $2)""",
         default_hour,
         weekday,
     )

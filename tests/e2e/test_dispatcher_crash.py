@@ -27,8 +27,8 @@ async def test_sigkill_mid_batch_loses_nothing_and_repeats_keep_their_key(
     )
     # only the webhook counts here: the welcome e-mail and inbox are switched off
     await pool.execute(
-        """UPDATE preferences SET email_enabled = false, channels = '{"inapp": false}'
-           WHERE user_id = 'kim'"""
+        """INSERT INTO preferences (user_id, email_enabled, channels)
+           VALUES ('kim', false, '{"inapp": false}')"""
     )
     async with Receiver("webhook") as receiver:
         # slow answers keep deliveries in flight, sent but not yet recorded, when

@@ -119,9 +119,13 @@ async def close_job(producer: Bus, pool: asyncpg.Pool, job_id: str) -> None:
 
 
 async def set_prefs(pool: asyncpg.Pool, user_id: str, **values: Any) -> None:
-    assignments = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(values))
+    """As the gateway does it: the user's row, made if they have none yet."""
+    columns = ", ".join(values)
+    places = ", ".join(f"${i + 2}" for i in range(len(values)))
+    assignments = ", ".join(f"{k} = EXCLUDED.{k}" for k in values)
     await pool.execute(
-        f"UPDATE preferences SET {assignments} WHERE user_id = $1",
+        f"""INSERT INTO preferences (user_id, {columns}) VALUES ($1, {places})
+            ON CONFLICT (user_id) DO UPDATE SET {assignments}""",
         user_id,
         *values.values(),
     )

@@ -56,13 +56,13 @@ async def test_preferences_are_replaced_patched_and_read_back(gateway: Gateway) 
     assert read["timezone"] == "Europe/Paris"
     assert read["quiet_hours"] == {"start": "22:00", "end": "07:00"}
     assert read["channels"] == {"slack": False, "teams": False}
-    # the dispatcher reads the same rows
+    # the dispatcher reads the same row; the product's zone on the user is left alone
     row = await gateway.pool.fetchrow(
-        "SELECT p.email_enabled, u.timezone FROM preferences p JOIN users u USING (user_id)"
-        " WHERE user_id = $1",
+        "SELECT p.email_enabled, p.timezone, u.timezone AS product_zone"
+        " FROM preferences p JOIN users u USING (user_id) WHERE user_id = $1",
         user,
     )
-    assert (row["email_enabled"], row["timezone"]) == (False, "Europe/Paris")
+    assert dict(row) == {"email_enabled": False, "timezone": "Europe/Paris", "product_zone": "UTC"}
 
 
 async def test_put_leaves_out_nothing_it_was_not_told(gateway: Gateway) -> None:
@@ -106,11 +106,41 @@ async def test_bad_preferences_are_refused_and_change_nothing(
         assert (await client.get("/v1/me/preferences")).json() == before
 
 
+async def test_a_zone_is_the_users_only_once_they_send_one(gateway: Gateway) -> None:
+    """Until the user picks a zone they have the product's, and a new one from the
+    product (a repeated user.signed_up) is theirs too; a change of another field
+    does not make the zone they were shown their choice."""
+    user = await gateway.user()
+    async with gateway.as_user(user) as client:
+        assert (await client.get("/v1/me/preferences")).json()["timezone"] == "UTC"
+        await client.patch("/v1/me/preferences", json={"email_enabled": False})
+        async with gateway.pool.acquire() as conn:  # the product moves them
+            await recipients.record_user(
+                conn, user, f"{user}@example.com", "Ada", "Europe/Lisbon", "en"
+            )
+        assert (await client.get("/v1/me/preferences")).json()["timezone"] == "Europe/Lisbon"
+
+
+async def test_patches_of_different_fields_at_once_both_land(gateway: Gateway) -> None:
+    user = await gateway.user()  # no preferences of their own yet: the defaults
+    async with gateway.as_user(user) as client:
+        answers = await asyncio.gather(
+            client.patch("/v1/me/preferences", json={"email_enabled": False}),
+            client.patch("/v1/me/preferences", json={"digest_frequency": "weekly"}),
+        )
+        assert [a.status_code for a in answers] == [200, 200]
+        read = (await client.get("/v1/me/preferences")).json()
+    assert (read["email_enabled"], read["digest_frequency"]) == (False, "weekly")
+
+
 async def test_a_user_herald_does_not_know_yet_gets_404(gateway: Gateway) -> None:
     async with gateway.as_user("nobody-yet") as client:
-        answer = await client.get("/v1/me/preferences")
-    assert answer.status_code == 404
-    assert "user.signed_up" in answer.json()["detail"]
+        answers = [
+            await client.request(method, "/v1/me/preferences", json=body)
+            for method, body in (("GET", None), ("PUT", {}), ("PATCH", {"timezone": "UTC"}))
+        ]
+    assert [a.status_code for a in answers] == [404, 404, 404]
+    assert all("user.signed_up" in a.json()["detail"] for a in answers)
 
 
 # -- channels ----------------------------------------------------------------------

@@ -265,7 +265,10 @@ async def test_the_client_address_is_the_forwarded_one_only_from_trusted_proxies
 async def _email_enabled(gateway: Gateway, user: str) -> bool:
     return bool(
         await gateway.pool.fetchval(
-            "SELECT email_enabled FROM preferences WHERE user_id = $1", user
+            # no row: the defaults (e-mail on)
+            """SELECT COALESCE((SELECT email_enabled FROM preferences WHERE user_id = $1),
+                               true)""",
+            user,
         )
     )
 

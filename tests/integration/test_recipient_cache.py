@@ -81,8 +81,9 @@ async def test_a_recipient_is_read_once_and_every_change_is_honoured_at_once(
 
         # a preference: webhooks switched off altogether
         await pool.execute(
-            """UPDATE preferences SET channels = '{"webhook": false}'::jsonb
-               WHERE user_id = $1""",
+            """INSERT INTO preferences (user_id, channels)
+               VALUES ($1, '{"webhook": false}'::jsonb)
+               ON CONFLICT (user_id) DO UPDATE SET channels = EXCLUDED.channels""",
             user_id,
         )
         await publish(producer, request(user_id, title="webhooks off", channels=["webhook"]))

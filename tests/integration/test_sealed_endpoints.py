@@ -252,8 +252,8 @@ async def sign_up_early(pool: asyncpg.Pool) -> str:
     user_id = f"u-{uuid.uuid4().hex[:10]}"
     await recipients.record_user(pool, user_id, f"{user_id}@example.com", "Ada", "UTC", "en")
     await pool.execute(
-        """UPDATE preferences SET email_enabled = false, channels = '{"inapp": false}'
-           WHERE user_id = $1""",
+        """INSERT INTO preferences (user_id, email_enabled, channels)
+           VALUES ($1, false, '{"inapp": false}')""",
         user_id,
     )
     return user_id

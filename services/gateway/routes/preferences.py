@@ -2,8 +2,15 @@
 
 ``PUT`` replaces the whole document (a field left out takes its default); ``PATCH``
 changes only the fields sent. Unknown fields are refused, so a typo is an error
-rather than a silent no-op. The time zone lives on the user (the dispatcher's
-quiet hours and digests read it there).
+rather than a silent no-op.
+
+``preferences`` is the gateway's table alone: a user without a row has the
+defaults, and the first change writes it. The time zone shown is the one the user
+chose (``preferences.timezone``) or, until they choose one, the product's
+(``users.timezone``, the dispatcher's, from ``user.signed_up``); only a zone sent
+in a ``PUT`` or ``PATCH`` becomes the user's choice, which a later sign-up never
+overwrites. The dispatcher (quiet hours) and the scheduler (digests) read the zone
+the same way.
 """
 
 from __future__ import annotations
@@ -109,19 +116,24 @@ def _time(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
+def _unknown() -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        "Herald does not know this user yet: the product publishes user.signed_up first",
+    )
+
+
 async def _load(conn: Connection, user_id: str) -> Preferences:
     row = await conn.fetchrow(
-        """SELECT u.timezone, p.email_enabled, p.digest_frequency, p.notify_new_matches,
-                  p.notify_application_updates, p.notify_reminders, p.notify_digests,
+        """SELECT COALESCE(p.timezone, u.timezone) AS timezone, p.email_enabled,
+                  p.digest_frequency, p.notify_new_matches, p.notify_application_updates,
+                  p.notify_reminders, p.notify_digests,
                   p.min_match_score, p.quiet_hours_start, p.quiet_hours_end, p.channels
            FROM users u LEFT JOIN preferences p USING (user_id) WHERE u.user_id = $1""",
         user_id,
     )
     if row is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            "Herald does not know this user yet: the product publishes user.signed_up first",
-        )
+        raise _unknown()
     values: dict[str, Any] = {"timezone": row["timezone"]}
     if row["email_enabled"] is not None:  # no preferences row yet: the defaults
         values |= {
@@ -146,43 +158,60 @@ async def _load(conn: Connection, user_id: str) -> Preferences:
     return Preferences.model_construct(**values)
 
 
-async def _store(conn: Connection, user_id: str, prefs: Preferences) -> None:
+async def _store(conn: Connection, user_id: str, prefs: Preferences, *, timezone: bool) -> None:
+    """Upsert the user's row; their zone only when ``timezone`` (sent by the user):
+    otherwise the zone chosen before, or none, stays. A user Herald does not know
+    (erased meanwhile) is a 404."""
     quiet = prefs.quiet_hours
-    await conn.execute(
-        "UPDATE users SET timezone = $2, updated_at = now() WHERE user_id = $1",
-        user_id,
-        prefs.timezone,
-    )
-    await conn.execute(
-        """INSERT INTO preferences AS p (user_id, email_enabled, digest_frequency,
-               notify_new_matches, notify_application_updates, notify_reminders,
-               notify_digests, min_match_score, quiet_hours_start, quiet_hours_end,
-               channels, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, now())
-           ON CONFLICT (user_id) DO UPDATE SET
-               email_enabled = EXCLUDED.email_enabled,
-               digest_frequency = EXCLUDED.digest_frequency,
-               notify_new_matches = EXCLUDED.notify_new_matches,
-               notify_application_updates = EXCLUDED.notify_application_updates,
-               notify_reminders = EXCLUDED.notify_reminders,
-               notify_digests = EXCLUDED.notify_digests,
-               min_match_score = EXCLUDED.min_match_score,
-               quiet_hours_start = EXCLUDED.quiet_hours_start,
-               quiet_hours_end = EXCLUDED.quiet_hours_end,
-               channels = EXCLUDED.channels,
-               updated_at = now()""",
-        user_id,
-        prefs.email_enabled,
-        prefs.digest_frequency,
-        prefs.notify_new_matches,
-        prefs.notify_application_updates,
-        prefs.notify_reminders,
-        prefs.notify_digests,
-        prefs.min_match_score,
-        _time(quiet.start) if quiet else None,
-        _time(quiet.end) if quiet else None,
-        json.dumps(prefs.channels),
-    )
+    try:
+        await conn.execute(
+            """INSERT INTO preferences AS p (user_id, email_enabled, digest_frequency,
+                   notify_new_matches, notify_application_updates, notify_reminders,
+                   notify_digests, min_match_score, quiet_hours_start, quiet_hours_end,
+                   channels, timezone, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, now())
+               ON CONFLICT (user_id) DO UPDATE SET
+                   email_enabled = EXCLUDED.email_enabled,
+                   digest_frequency = EXCLUDED.digest_frequency,
+                   notify_new_matches = EXCLUDED.notify_new_matches,
+                   notify_application_updates = EXCLUDED.notify_application_updates,
+                   notify_reminders = EXCLUDED.notify_reminders,
+                   notify_digests = EXCLUDED.notify_digests,
+                   min_match_score = EXCLUDED.min_match_score,
+                   quiet_hours_start = EXCLUDED.quiet_hours_start,
+                   quiet_hours_end = EXCLUDED.quiet_hours_end,
+                   channels = EXCLUDED.channels,
+                   timezone = COALESCE(EXCLUDED.timezone, p.timezone),
+                   updated_at = now()""",
+            user_id,
+            prefs.email_enabled,
+            prefs.digest_frequency,
+            prefs.notify_new_matches,
+            prefs.notify_application_updates,
+            prefs.notify_reminders,
+            prefs.notify_digests,
+            prefs.min_match_score,
+            _time(quiet.start) if quiet else None,
+            _time(quiet.end) if quiet else None,
+            json.dumps(prefs.channels),
+            prefs.timezone if timezone else None,
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise _unknown() from exc
+
+
+async def _lock(conn: Connection, user_id: str) -> None:
+    """Lock the user's row for a read-modify-write, made first (the defaults) if they
+    have none yet: two PATCHes of different fields at once both land."""
+    try:
+        await conn.execute(
+            """INSERT INTO preferences (user_id) SELECT user_id FROM users WHERE user_id = $1
+               ON CONFLICT (user_id) DO NOTHING""",
+            user_id,
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise _unknown() from exc
+    await conn.execute("SELECT 1 FROM preferences WHERE user_id = $1 FOR UPDATE", user_id)
 
 
 @router.get("/preferences", response_model=Preferences, dependencies=limited())
@@ -197,7 +226,7 @@ async def put_preferences(
 ) -> Preferences:
     async with state.pool.acquire() as conn, conn.transaction():
         await _load(conn, user_id)  # 404 for a user Herald does not know
-        await _store(conn, user_id, prefs)
+        await _store(conn, user_id, prefs, timezone=True)
         return await _load(conn, user_id)
 
 
@@ -206,9 +235,7 @@ async def patch_preferences(
     user_id: CurrentUser, state: State, patch: Annotated[PreferencesPatch, Body()]
 ) -> Preferences:
     async with state.pool.acquire() as conn, conn.transaction():
-        # the row is locked for the read-modify-write: two PATCHes of different
-        # fields at once both land
-        await conn.execute("SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE", user_id)
+        await _lock(conn, user_id)
         current = await _load(conn, user_id)
         changes = patch.model_dump(exclude_unset=True)
         if "quiet_hours" in changes:
@@ -217,7 +244,7 @@ async def patch_preferences(
             changes["channels"] = {**current.channels, **patch.channels}
         merged = current.model_copy(update=changes)
         try:
-            await _store(conn, user_id, merged)
+            await _store(conn, user_id, merged, timezone=patch.timezone is not None)
         except asyncpg.CheckViolationError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid value") from exc
         return await _load(conn, user_id)

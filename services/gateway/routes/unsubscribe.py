@@ -15,8 +15,10 @@ one-click unsubscribe.
 from __future__ import annotations
 
 import html
+from contextlib import suppress
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
@@ -72,9 +74,14 @@ async def confirm(token: Token, _: LinkUser) -> HTMLResponse:
 @router.post("/{token}", response_class=PlainTextResponse)
 async def unsubscribe(user_id: LinkUser, state: State) -> PlainTextResponse:
     # Idempotent, and silent about whether the user still exists: a link from an
-    # old message must not reveal anything.
-    await state.pool.execute(
-        "UPDATE preferences SET email_enabled = false, updated_at = now() WHERE user_id = $1",
-        user_id,
-    )
+    # old message must not reveal anything. A user without preferences has the
+    # defaults (e-mail on), so the row may be made here; one erased while we write
+    # has nothing left to unsubscribe.
+    with suppress(asyncpg.ForeignKeyViolationError):
+        await state.pool.execute(
+            """INSERT INTO preferences AS p (user_id, email_enabled)
+               SELECT user_id, false FROM users WHERE user_id = $1
+               ON CONFLICT (user_id) DO UPDATE SET email_enabled = false, updated_at = now()""",
+            user_id,
+        )
     return PlainTextResponse("You will no longer get e-mail notifications.")
