@@ -37,6 +37,15 @@ async def dispatcher(
 ) -> AsyncIterator[Callable[..., Awaitable[Dispatcher]]]:
     """Start the dispatcher as the service runs it (its ``setup``), with fast delivery
     retries; stopped at the end of the test."""
+    # The database is shared by the whole run, and a dispatcher's releaser sweeps
+    # every delivery left pending or held in it: what earlier tests left unfinished
+    # would come to this test's queues (and keep them from ever being quiet) unless
+    # it is settled before the test begins.
+    await pool.execute(
+        """UPDATE deliveries SET status = 'dropped', claimed_until = NULL,
+                                 last_error = 'left by an earlier test'
+           WHERE status IN ('pending', 'held')"""
+    )
     async with contextlib.AsyncExitStack() as stack:
         running: list[Dispatcher] = []
 
