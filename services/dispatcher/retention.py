@@ -16,16 +16,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import asyncpg
 import structlog
 
+from shared.db import delete_in_batches
 from shared.events import Event, Tick
 
 from .intake import IntakeDeps
 
 log = structlog.get_logger("herald.dispatcher")
 
-BATCH = 1000
 
 NOTIFICATIONS = """
     DELETE FROM notifications WHERE id IN (
@@ -59,16 +58,6 @@ async def on_daily_tick(event: Event[Tick], deps: IntakeDeps) -> None:
     cutoff = deps.clock() - timedelta(days=deps.settings.retention_days)
     removed = {}
     for what, statement in PURGES.items():
-        removed[what] = count = await _in_batches(deps.pool, statement, cutoff)
+        removed[what] = count = await delete_in_batches(deps.pool, statement, cutoff)
         deps.metrics.retention.labels(deps.bus.service, what).inc(count)
     log.info("retention_done", **removed)
-
-
-async def _in_batches(pool: asyncpg.Pool, statement: str, cutoff: object) -> int:
-    removed = 0
-    while True:
-        status = await pool.execute(statement, cutoff, BATCH)
-        count = int(status.split()[-1])
-        removed += count
-        if count < BATCH:
-            return removed

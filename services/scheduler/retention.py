@@ -13,20 +13,20 @@ from datetime import datetime
 
 import asyncpg
 
-BATCH = 1000
+from shared.db import delete_in_batches
 
 
 async def purge_settled(pool: asyncpg.Pool, settled_before: datetime) -> int:
     """The scheduler's own history: reminders sent, skipped or cancelled, meetings
     over or cancelled, and erasure tombstones, older than the cutoff."""
-    removed = await _in_batches(
+    removed = await delete_in_batches(
         pool,
         """DELETE FROM scheduled_reminders WHERE reminder_id IN (
                SELECT reminder_id FROM scheduled_reminders
                WHERE status <> 'pending' AND settled_at < $1 LIMIT $2)""",
         settled_before,
     )
-    removed += await _in_batches(
+    removed += await delete_in_batches(
         pool,
         """DELETE FROM scheduler_meetings WHERE meeting_id IN (
                SELECT meeting_id FROM scheduler_meetings
@@ -35,20 +35,10 @@ async def purge_settled(pool: asyncpg.Pool, settled_before: datetime) -> int:
     )
     # an erasure's tombstone only has to outlive the retries of events from before it
     # (hours); kept as long as notifications, then the user id goes too
-    removed += await _in_batches(
+    removed += await delete_in_batches(
         pool,
         """DELETE FROM erased_users WHERE user_id IN (
                SELECT user_id FROM erased_users WHERE erased_at < $1 LIMIT $2)""",
         settled_before,
     )
     return removed
-
-
-async def _in_batches(pool: asyncpg.Pool, statement: str, cutoff: datetime) -> int:
-    removed = 0
-    while True:
-        status = await pool.execute(statement, cutoff, BATCH)
-        count = int(status.split()[-1])
-        removed += count
-        if count < BATCH:
-            return removed
